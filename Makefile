@@ -1,0 +1,37 @@
+# Set-up is automatic: every target below first makes .venv match requirements.lock.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.synced-$(shell cat requirements.lock pyproject.toml 2>/dev/null | sha1sum | cut -c1-12)
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo_output
+
+.PHONY: env test demo bench clean-demo lock
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v java >/dev/null || { echo "ERROR: java not found. Spark needs Java 17: sudo apt-get install -y openjdk-17-jre-headless"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@rm -f $(VENV)/.synced-*
+	@touch $(STAMP)
+
+test: env
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: env
+	$(BIN)/dhs demo --out $(DEMO_DIR)
+
+bench: env
+	$(BIN)/python -m benchmarks.run
+
+clean-demo:
+	rm -rf $(DEMO_DIR)
+
+# Re-resolve the lock from requirements.in (maintainers only; commit the result).
+lock: env
+	$(BIN)/uv pip compile --python-version 3.11 requirements.in -o requirements.lock

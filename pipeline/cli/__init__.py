@@ -1,0 +1,1 @@
+"""The `dhs` command line. Each `*_cmd` module registers one subcommand group."""

@@ -1,0 +1,87 @@
+"""`dhs`: the Dark Halo Scope command line.
+
+Each subcommand lives in its own module exposing `register(subparsers)`; the module sets
+`func` on its parser. Bad input (`InputError`) is printed as one clear line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pipeline.errors import InputError
+
+#: Subcommand modules, in the order `dhs --help` lists them (the data flow).
+COMMAND_MODULES = (
+    "pipeline.cli.demo_cmd",
+    "pipeline.cli.survey_cmd",
+    "pipeline.cli.bank_cmd",
+    "pipeline.cli.manifest_cmd",
+    "pipeline.cli.inject_cmd",
+    "pipeline.cli.compact_cmd",
+    "pipeline.cli.validate_cmd",
+    "pipeline.cli.promote_cmd",
+    "pipeline.cli.gallery_cmd",
+)
+
+EPILOG = """\
+examples:
+  dhs demo --out demo_output                 # the whole pipeline on a synthetic mini-survey
+  dhs survey synth --out demo_output/survey  # DR10-format bricks + LRG table
+  dhs bank synth --out demo_output/bank      # clumpy galaxies in GalSim format -> HDF5 bank
+  dhs manifest --lrg demo_output/survey/lrg.parquet --bank demo_output/bank/cosmos_bank.h5 \\
+      --config demo --out demo_output/manifest
+  dhs validate demo_output/phase4c --manifest demo_output/manifest --variant demo
+
+Run `dhs COMMAND --help` for each command's own example.
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples' line breaks and shows defaults."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dhs",
+        description="Dark Halo Scope: lensed COSMOS galaxies injected into DR10 LRG cutouts, validated and promoted.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a command not built yet; every other import error is real
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"dhs {args.command}: error: {exc.source}: {exc.problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dhs {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
