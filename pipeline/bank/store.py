@@ -1,0 +1,105 @@
+"""The bank's HDF5 format, and the read API the injection uses.
+
+Layout (format_version 1):
+  /images            float32 [N, ny, nx]  sky-subtracted HST F814W flux per pixel, nanomaggies
+  /catalog/<column>  1-D arrays of length N (see CATALOG_COLUMNS)
+  root attributes    format_version, pixel_scale_arcsec, image_units, zero_point_ab,
+                     hlr_filter_arcsec [lo, hi], stamp_shape, created_by
+Total source flux is `images[i].sum()` (flux per pixel, *not* surface brightness: the injection
+divides by pixel_scale_arcsec**2 when it hands the stamp to lenstronomy INTERPOL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import InputError
+
+FORMAT_VERSION = 1
+REQUIRED_ATTRS = ("format_version", "pixel_scale_arcsec", "image_units", "zero_point_ab", "hlr_filter_arcsec")
+#: column -> (dtype, unit, meaning)
+CATALOG_COLUMNS = {
+    "ident": ("S", "", "catalogue IDENT of the galaxy"),
+    "origin": ("S", "", "catalogue file and row the galaxy came from"),
+    "flux_nmgy": ("f8", "nmgy", "sum of the stamp after sky subtraction"),
+    "mag_f814w": ("f8", "AB mag", "F814W magnitude from flux_nmgy"),
+    "hlr_arcsec": ("f8", "arcsec", "half-light radius measured on the stamp (circular apertures)"),
+    "hlr_arcsec_catalog": ("f8", "arcsec", "catalogue (Sersic fit) half-light radius; nan if none"),
+}
+
+
+@dataclass
+class CosmosBank:
+    path: str
+    images: np.ndarray  # float32 [N, ny, nx], nanomaggies per pixel
+    pixel_scale_arcsec: float
+    hlr_arcsec: np.ndarray
+    flux_nmgy: np.ndarray
+    ident: np.ndarray
+    hlr_filter_arcsec: tuple[float, float]
+    checksum: str  # sha256 of the file
+
+    @property
+    def n(self) -> int:
+        return int(self.images.shape[0])
+
+    def image(self, index: int) -> np.ndarray:
+        """The stamp of galaxy `index` (flux per pixel, nmgy). Raises InputError when out of range."""
+        if not 0 <= int(index) < self.n:
+            raise InputError(f"{self.path}: cosmos_index", f"index {index} out of range: the bank holds {self.n} galaxies")
+        return self.images[int(index)]
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def open_bank(path: str | Path) -> CosmosBank:
+    """Read a whole bank into memory (production: 20,000 x 96 x 96 float32 = 737 MB... see
+    docs; the demo bank is a few MB). Raises InputError naming the file for any format problem."""
+    import h5py  # noqa: PLC0415 - executors import lazily
+
+    path = str(path)
+    if not Path(path).is_file():
+        raise InputError(path, "no such COSMOS bank file")
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(path, f"not an HDF5 COSMOS bank ({exc})") from None
+    with fh:
+        missing = [a for a in REQUIRED_ATTRS if a not in fh.attrs]
+        if missing:
+            raise InputError(path, f"bank is missing attribute(s) {missing}")
+        if int(fh.attrs["format_version"]) != FORMAT_VERSION:
+            raise InputError(path, f"bank format_version {fh.attrs['format_version']} != {FORMAT_VERSION}")
+        if "images" not in fh or "catalog" not in fh:
+            raise InputError(path, "bank needs datasets /images and /catalog")
+        cat = fh["catalog"]
+        absent = [c for c in ("ident", "flux_nmgy", "hlr_arcsec") if c not in cat]
+        if absent:
+            raise InputError(path, f"bank catalog is missing column(s) {absent}")
+        images = np.asarray(fh["images"][...], dtype=np.float32)
+        if images.ndim != 3 or images.shape[0] == 0:
+            raise InputError(path, f"/images must be [N>0, ny, nx], got shape {images.shape}")
+        bank = CosmosBank(
+            path=path,
+            images=images,
+            pixel_scale_arcsec=float(fh.attrs["pixel_scale_arcsec"]),
+            hlr_arcsec=np.asarray(cat["hlr_arcsec"][...], dtype=np.float64),
+            flux_nmgy=np.asarray(cat["flux_nmgy"][...], dtype=np.float64),
+            ident=np.asarray(cat["ident"][...]).astype(str),
+            hlr_filter_arcsec=tuple(float(v) for v in fh.attrs["hlr_filter_arcsec"]),
+            checksum="",
+        )
+    if not np.all(np.isfinite(bank.images)):
+        raise InputError(path, "bank images contain NaN or infinite pixels")
+    bank.checksum = file_sha256(path)
+    return bank
