@@ -1,0 +1,25 @@
+# Image for the team Airflow stack (docker-compose.yaml) and for local Spark steps.
+# The project and its exact pins (requirements.lock) are installed at build time.
+FROM python:3.11-slim-bookworm
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    AIRFLOW_HOME=/opt/airflow \
+    NUMBA_CACHE_DIR=/tmp/numba_cache \
+    JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+
+# Spark 3.5 needs Java 17; procps gives Spark's launcher `ps`.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/dhs
+COPY requirements.lock ./
+RUN pip install --no-cache-dir uv==0.13.9 \
+ && uv pip install --system --no-cache -r requirements.lock
+COPY pyproject.toml README.md ./
+COPY pipeline ./pipeline
+COPY emr_steps ./emr_steps
+RUN uv pip install --system --no-cache --no-deps .
+
+WORKDIR /opt/airflow
