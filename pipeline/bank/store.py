@@ -29,7 +29,11 @@ CATALOG_COLUMNS = {
     "mag_f814w": ("f8", "AB mag", "F814W magnitude from flux_nmgy"),
     "hlr_arcsec": ("f8", "arcsec", "half-light radius measured on the stamp (circular apertures)"),
     "hlr_arcsec_catalog": ("f8", "arcsec", "catalogue (Sersic fit) half-light radius; nan if none"),
+    "pixel_scale_arcsec_source": ("f8", "arcsec/pixel", "pixel scale of the catalogue stamp before resampling"),
+    "flux_fraction_in_stamp": ("f8", "", "flux_nmgy over the galaxy's flux on its full catalogue stamp (<1: cropped)"),
 }
+#: columns every bank has; the others are optional for readers
+REQUIRED_COLUMNS = ("ident", "flux_nmgy", "hlr_arcsec")
 
 
 @dataclass
@@ -83,12 +87,17 @@ def open_bank(path: str | Path) -> CosmosBank:
         if "images" not in fh or "catalog" not in fh:
             raise InputError(path, "bank needs datasets /images and /catalog")
         cat = fh["catalog"]
-        absent = [c for c in ("ident", "flux_nmgy", "hlr_arcsec") if c not in cat]
+        absent = [c for c in REQUIRED_COLUMNS if c not in cat]
         if absent:
             raise InputError(path, f"bank catalog is missing column(s) {absent}")
         images = np.asarray(fh["images"][...], dtype=np.float32)
         if images.ndim != 3 or images.shape[0] == 0:
             raise InputError(path, f"/images must be [N>0, ny, nx], got shape {images.shape}")
+        wrong_len = {c: cat[c].shape for c in REQUIRED_COLUMNS if cat[c].shape != (images.shape[0],)}
+        if wrong_len:
+            raise InputError(path, f"catalog column(s) {wrong_len} do not have one entry per image ({images.shape[0]})")
+        if not float(fh.attrs["pixel_scale_arcsec"]) > 0:
+            raise InputError(path, f"pixel_scale_arcsec attribute must be > 0, got {fh.attrs['pixel_scale_arcsec']}")
         bank = CosmosBank(
             path=path,
             images=images,
@@ -103,3 +112,72 @@ def open_bank(path: str | Path) -> CosmosBank:
         raise InputError(path, "bank images contain NaN or infinite pixels")
     bank.checksum = file_sha256(path)
     return bank
+
+
+def write_bank(
+    out_path: str | Path,
+    images: np.ndarray,
+    catalog: dict[str, np.ndarray],
+    *,
+    pixel_scale_arcsec: float,
+    hlr_filter_arcsec: tuple[float, float],
+    created_by: str,
+    extra_attrs: dict | None = None,
+) -> str:
+    """Write a format_version-1 bank (layout in the module docstring) and return its sha256.
+
+    `images` are flux per pixel in nanomaggies; `catalog` maps CATALOG_COLUMNS names to arrays
+    of length N (the required ones must be present, unknown names are refused so a typo cannot
+    silently create a column nobody reads). Each catalog dataset carries `unit` and
+    `description` attributes. The file is written beside its destination and renamed into
+    place, so a reader never sees half a bank."""
+    import os  # noqa: PLC0415
+
+    import h5py  # noqa: PLC0415
+
+    from pipeline.units import NMGY_ZEROPOINT_AB  # noqa: PLC0415
+
+    out_path = Path(out_path)
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise InputError(str(out_path), f"a bank needs images [N>0, ny, nx], got shape {images.shape}")
+    if not np.all(np.isfinite(images)):
+        raise InputError(str(out_path), "refusing to write NaN or infinite pixels into a bank")
+    unknown = sorted(set(catalog) - set(CATALOG_COLUMNS))
+    if unknown:
+        raise InputError(str(out_path), f"unknown catalog column(s) {unknown}; known: {list(CATALOG_COLUMNS)}")
+    absent = [c for c in REQUIRED_COLUMNS if c not in catalog]
+    if absent:
+        raise InputError(str(out_path), f"catalog is missing required column(s) {absent}")
+    n = images.shape[0]
+    for name, values in catalog.items():
+        if len(values) != n:
+            raise InputError(str(out_path), f"catalog column {name} has {len(values)} entries for {n} images")
+    lo, hi = (float(v) for v in hlr_filter_arcsec)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as fh:
+            fh.attrs["format_version"] = FORMAT_VERSION
+            fh.attrs["pixel_scale_arcsec"] = float(pixel_scale_arcsec)
+            fh.attrs["image_units"] = "nanomaggies per pixel (flux, not surface brightness)"
+            fh.attrs["zero_point_ab"] = float(NMGY_ZEROPOINT_AB)
+            fh.attrs["hlr_filter_arcsec"] = np.array([lo, hi], dtype=np.float64)
+            fh.attrs["stamp_shape"] = np.array(images.shape[1:], dtype=np.int64)
+            fh.attrs["created_by"] = str(created_by)
+            for key, value in (extra_attrs or {}).items():
+                fh.attrs[key] = value
+            ds = fh.create_dataset("images", data=images, compression="gzip", compression_opts=4, shuffle=True, chunks=(1, *images.shape[1:]))
+            ds.attrs["unit"] = "nmgy"
+            grp = fh.create_group("catalog")
+            for name, values in catalog.items():
+                kind, unit, meaning = CATALOG_COLUMNS[name]
+                arr = np.asarray(values).astype("S") if kind == "S" else np.asarray(values, dtype=kind)
+                col = grp.create_dataset(name, data=arr)
+                col.attrs["unit"] = unit
+                col.attrs["description"] = meaning
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return file_sha256(out_path)
