@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dhs {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `dhs ... | head` closed our stdout: not an error of ours.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
