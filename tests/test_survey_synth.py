@@ -25,7 +25,7 @@ from pipeline.survey.lrg_table import read_lrg_table
 from pipeline.survey.synth import SynthParams, brick_centers, count_regions, make_brick, synth_survey
 
 PIX = 0.262
-SMALL = dict(seed=11, n_bricks=2, brick_size_pix=256, lrgs_per_brick=30)
+SMALL = dict(seed=11, n_bricks=2, brick_size_pix=256, lrgs_per_brick=30, edge_frac=0.1)
 
 
 def nmgy(mag):
@@ -276,7 +276,7 @@ def test_edge_lrgs_leave_the_brick(survey):
     assert np.array_equal(fits_inside.to_numpy(), lrgs["cutout_inside"].to_numpy())
     assert np.array_equal(cutout_inside(lrgs["bx"], lrgs["by"], (n, n)), fits_inside.to_numpy())
     n_edge = (~fits_inside).sum()
-    assert n_edge == SMALL["n_bricks"] * round(0.04 * SMALL["lrgs_per_brick"])
+    assert n_edge == SMALL["n_bricks"] * round(SMALL["edge_frac"] * SMALL["lrgs_per_brick"])
     # no LRG sits on the rounding boundary: inside ones have a pixel to spare
     inside = lrgs[fits_inside.to_numpy()]
     margin = np.minimum.reduce([inside.bx, inside.by, n - 1 - inside.bx, n - 1 - inside.by])

@@ -35,11 +35,11 @@ brick does not change when more bricks are asked for):
   fainter), axis ratio 0.5-1, random angle; rendered in Fourier space with the local PSF (exact
   pixel integration, flux exact to float rounding). Centres at least 10 pixels apart, never on
   a saturated/ALLMASK core, and only 15% of those falling in a star halo are kept. A fraction
-  `edge_frac` (4%) sits 3-28 pixels from a brick edge, so their 64x64 cutouts leave the brick;
+  `edge_frac` (1%) sits 3-28 pixels from a brick edge, so their 64x64 cutouts leave the brick;
   every other LRG's cutout is at least one pixel inside it.
 
 Demo scale (defaults): 24 bricks of 768 x 768 pixels (3.4' across; DR10 bricks are 3600 pixels,
-15.7') with 250 LRGs each: ~6,000 LRGs, ~5,760 with full 64x64 cutouts. That is about 80,000
+15.7') with 250 LRGs each: ~6,000 LRGs, ~5,940 with full 64x64 cutouts. That is about 80,000
 LRGs per square degree, ~130x the DESI LRG target density (~600 per square degree): it keeps
 the demo small, and neighbouring LRGs often show up inside each other's 64x64 cutouts. Bricks sit on
 a jittered grid 0.35 deg apart around (RA, Dec) = (150, 2.2), so 0.1-degree sky regions hold
@@ -98,7 +98,7 @@ class SynthParams:
     brick_size_pix: int = 768
     lrgs_per_brick: int = 250
     #: fraction of each brick's LRGs placed so their 64x64 cutout leaves the brick
-    edge_frac: float = 0.04
+    edge_frac: float = 0.01
     #: (min, max) bright stars per brick, inclusive
     stars_per_brick: tuple = (2, 4)
     center_ra_deg: float = 150.0
