@@ -1,0 +1,72 @@
+"""`dhs inject`: stage 4c on local Spark, through the same step definition the EMR backend uses
+(emr_steps.steps.inject_step -> to_local_argv -> spark-submit)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from pipeline.cli.main import HelpFormatter
+
+EPILOG = """\
+example:
+  dhs inject --manifest demo_output/manifest --coadd-cache-prefix demo_output/survey/coadd \\
+      --bank demo_output/bank/cosmos_bank.h5 --output demo_output/dataset --run-config demo
+Writes demo_output/dataset/phase4c/region_split=<split>/part-*.parquet and _dhs_dataset.json.
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "inject", help="stage 4c: inject lensed COSMOS sources into LRG cutouts (Spark)",
+        description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter,
+    )
+    p.add_argument("--manifest", required=True, help="manifest directory M (M/manifest.parquet, M/manifest.json)")
+    p.add_argument("--coadd-cache-prefix", required=True, help="coadd cache prefix, e.g. S/coadd")
+    p.add_argument("--bank", required=True, help="COSMOS bank HDF5")
+    p.add_argument("--output", required=True, help="dataset root D")
+    p.add_argument("--run-config", default=None, help="RunConfig YAML or name (default: the manifest's)")
+    p.add_argument("--bands", default=None, help="comma-separated, e.g. g,r,z")
+    p.add_argument("--master", default=None, help="Spark master (default $DHS_SPARK_MASTER or local[2])")
+    p.add_argument("--partitions", type=int, default=None, help="Spark partitions of the task table")
+    p.add_argument("--skip-if-exists", action="store_true", help="keep a complete output of this very run")
+    p.add_argument("--force", action="store_true", help="rewrite whatever is at the output")
+    p.add_argument("--run-id", default=None, help="default: derived from the inputs (reruns give identical rows)")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from emr_steps.steps import inject_step, run_local  # noqa: PLC0415
+
+    params = {
+        "manifest": args.manifest, "coadd_cache_prefix": args.coadd_cache_prefix, "bank": args.bank,
+        "output": args.output, "run_config": args.run_config, "bands": args.bands, "run_id": args.run_id,
+        "num_partitions": args.partitions,
+        "skip_if_exists": 1 if args.skip_if_exists else None, "force": 1 if args.force else None,
+    }
+    t0 = time.perf_counter()
+    proc = run_local(inject_step(params), master=args.master, tail_lines=400)
+    return report(proc, "inject", time.perf_counter() - t0)
+
+
+def report(proc, what: str, wall_s: float) -> int:
+    """Print the step's summary (rows per split, files, bytes, rate); map its exit code."""
+    summary = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("DHS_STEP_SUMMARY "):
+            summary = json.loads(line[len("DHS_STEP_SUMMARY "):])
+    if proc.returncode != 0 or summary is None:
+        print(f"dhs {what}: the Spark step failed (exit {proc.returncode}); see the log above", file=sys.stderr)
+        return proc.returncode if proc.returncode in (1, 2) else 1
+    if summary.get("skipped"):
+        print(f"{summary['data']}: already complete, skipped")
+    rows = summary.get("rows_per_split", {})
+    print(f"{summary['data']}: {summary['rows']} rows ({', '.join(f'{k} {v}' for k, v in sorted(rows.items()))}), "
+          f"{summary['files']} files, {summary['bytes'] / 1e6:.1f} MB")
+    if summary.get("current"):
+        print(f"CURRENT -> {summary['current']} (was {summary['source_files']} files, {summary['source_bytes'] / 1e6:.1f} MB)")
+    if not summary.get("skipped") and what == "inject":
+        print(f"{summary['rows'] / wall_s:.2f} stamps/s end to end ({wall_s:.1f} s including Spark start-up); "
+              f"{summary.get('stamps_per_s')} stamps/s in the injection job")
+    return 0
