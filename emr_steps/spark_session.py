@@ -7,6 +7,8 @@ import os
 import pyarrow as pa
 
 DEFAULT_LOCAL_MASTER = "local[2]"
+#: Rows per vectorized Parquet batch when reading pixel rows (see get_spark).
+PIXEL_READER_BATCH_ROWS = "128"
 
 
 def get_spark(app_name: str, master: str | None = None):
@@ -27,6 +29,9 @@ def get_spark(app_name: str, master: str | None = None):
         .config("spark.sql.session.timeZone", "UTC")
         # step logs are files (EMR, Airflow): no carriage-return progress bars in them
         .config("spark.ui.showConsoleProgress", os.environ.get("DHS_SPARK_PROGRESS", "false"))
+        # a row holds ~160 KB of pixel arrays: the vectorized Parquet reader's default batch of
+        # 4096 rows is ~650 MB per column and runs a 2 GB heap out of memory
+        .config("spark.sql.parquet.columnarReaderBatchSize", PIXEL_READER_BATCH_ROWS)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel(os.environ.get("DHS_SPARK_LOG_LEVEL", "WARN"))

@@ -59,7 +59,7 @@ EMR_CONF = {
     "spark.yarn.appMasterEnv.DHS_SPARK_S3_SCHEME": "s3",
 }
 #: Local backend: 2 shared cores, a few GB of RAM.
-LOCAL_RESOURCES = {"driver_memory": "2g"}
+LOCAL_RESOURCES = {"driver_memory": "3g"}
 LOCAL_CONF = {
     "spark.default.parallelism": "4",
     "spark.sql.shuffle.partitions": "4",

@@ -27,6 +27,7 @@ def spark():
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", "2g")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.parquet.columnarReaderBatchSize", "128")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

@@ -1,0 +1,142 @@
+"""Phase 4 production DAG: inject -> compact -> validate -> gate -> promote, on EMR or locally.
+
+Wiring only: what each step does lives in `pipeline/` and `emr_steps/`; how a step runs on each
+backend lives in `emr_steps/steps.py` (one definition, rendered as an EMR step or a local
+spark-submit); our operators live in `plugins/dhs_airflow/`.
+
+Trigger it from the UI ("Trigger DAG w/ config"): the Params below render as the form.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.amazon.aws.operators.emr import (
+    EmrAddStepsOperator,
+    EmrCreateJobFlowOperator,
+    EmrTerminateJobFlowOperator,
+)
+from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+from airflow.sdk import DAG, Param, TriggerRule, task
+
+from dhs_airflow.gate import DhsGateOperator
+from dhs_airflow.local_spark import LocalSparkSubmitOperator
+from dhs_airflow.plan import DEFAULTS, STEPS, plan_run
+from dhs_airflow.promote import TRAINING_DATASET, promote_dataset
+
+with DAG(
+    dag_id="dhs_phase4_pipeline",
+    description="Lensed COSMOS injections into DR10 LRG cutouts: inject, compact, validate, gate, promote",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["dark-halo-scope", "phase4"],
+    doc_md=__doc__,
+    params={
+        "variant": Param(DEFAULTS["variant"], type="string", title="Dataset variant",
+                         description="Names the dataset; e.g. v5_cosmos_production"),
+        "experiment_id": Param(DEFAULTS["experiment_id"], type="string", title="Experiment id"),
+        "run_config": Param(DEFAULTS["run_config"], type="string", title="Run config",
+                            description="Built-in name (demo, production) or a YAML path of the Phase 4a/4c run config"),
+        "backend": Param(DEFAULTS["backend"], type="string", enum=["local", "emr"], title="Backend",
+                         description="local: spark-submit on the Airflow worker; emr: a new EMR cluster, terminated at the end"),
+        "bands": Param(DEFAULTS["bands"], type="string", pattern=r"^[grz](,[grz])*$", title="Bands",
+                       description="Comma-separated, e.g. g,r,z"),
+        "psf_model": Param(DEFAULTS["psf_model"], type="string", enum=["moffat"], title="PSF model"),
+        "moffat_beta": Param(DEFAULTS["moffat_beta"], type="number", minimum=1.01, maximum=10, title="Moffat beta"),
+        "control_frac_train": Param(DEFAULTS["control_frac_train"], type="number", minimum=0, maximum=0.99,
+                                    title="Control fraction (train)"),
+        "source_mode": Param(DEFAULTS["source_mode"], type="string", enum=["cosmos"], title="Source mode"),
+        "cosmos_bank_h5": Param(DEFAULTS["cosmos_bank_h5"], type="string", title="COSMOS bank (HDF5)"),
+        "manifest_uri": Param(DEFAULTS["manifest_uri"], type="string", title="Phase 4a manifest directory"),
+        "coadd_cache_prefix": Param(DEFAULTS["coadd_cache_prefix"], type="string", title="DR10 coadd cache prefix"),
+        "output_prefix": Param(DEFAULTS["output_prefix"], type="string", title="Output dataset prefix"),
+        "code_prefix": Param(DEFAULTS["code_prefix"], type="string", title="EMR: S3 prefix of the wheel, lock and bootstrap"),
+        "emr_release_label": Param(DEFAULTS["emr_release_label"], type="string", title="EMR release",
+                                   description="Must ship Spark 3.5 (emr-7.x) to match the local pyspark"),
+        "master_instance_type": Param(DEFAULTS["master_instance_type"], type="string", title="EMR master instance type"),
+        "core_instance_type": Param(DEFAULTS["core_instance_type"], type="string", title="EMR core instance type"),
+        "core_instance_count": Param(DEFAULTS["core_instance_count"], type="integer", minimum=1, maximum=200,
+                                     title="EMR core instance count"),
+        "emr_log_uri": Param(DEFAULTS["emr_log_uri"], type="string", title="EMR log URI"),
+        "local_master": Param(DEFAULTS["local_master"], type="string", title="Local Spark master"),
+        "target_file_mb": Param(DEFAULTS["target_file_mb"], type="integer", minimum=1, title="Compaction target file size (MB)"),
+        "gate_suite": Param(DEFAULTS["gate_suite"], type="string", enum=["demo", "production", "strict"],
+                            title="Gate suite", description="Thresholds from expectations/<suite>.yaml; 'strict' fails the demo on purpose"),
+    },
+) as dag:
+
+    @task(multiple_outputs=True)
+    def plan(params=None, run_id=None):
+        """Resolve the form into step definitions for both backends (fails early on bad input)."""
+        return plan_run(dict(params), airflow_run_id=run_id)
+
+    run_plan = plan()
+
+    @task.branch
+    def choose_backend(params=None):
+        return "create_cluster" if params["backend"] == "emr" else f"local_{STEPS[0]}"
+
+    branch = choose_backend()
+
+    # EMR backend: the Amazon provider's operators, deferrable sensors.
+    create_cluster = EmrCreateJobFlowOperator(
+        task_id="create_cluster",
+        job_flow_overrides=run_plan["job_flow_overrides"],
+        aws_conn_id="aws_default",
+        region_name=run_plan["region_name"],
+    )
+    emr_chain = [create_cluster]
+    for step in STEPS:
+        add = EmrAddStepsOperator(
+            task_id=f"emr_{step}",
+            job_flow_id=create_cluster.output,
+            steps=run_plan[f"emr_{step}"],
+            aws_conn_id="aws_default",
+            region_name=run_plan["region_name"],
+        )
+        wait = EmrStepSensor(
+            task_id=f"wait_{step}",
+            job_flow_id=create_cluster.output,
+            step_id=f"{{{{ ti.xcom_pull(task_ids='emr_{step}')[0] }}}}",
+            aws_conn_id="aws_default",
+            region_name=run_plan["region_name"],
+            deferrable=True,
+            poke_interval=30,
+            max_attempts=24 * 120,
+        )
+        emr_chain += [add, wait]
+    for upstream, downstream in zip(emr_chain, emr_chain[1:]):
+        upstream >> downstream
+
+    # Local backend: the same step definitions through spark-submit.
+    local_chain = [
+        LocalSparkSubmitOperator(task_id=f"local_{step}", argv=run_plan[f"local_{step}"], env=run_plan["local_env"])
+        for step in STEPS
+    ]
+    for upstream, downstream in zip(local_chain, local_chain[1:]):
+        upstream >> downstream
+
+    gate = DhsGateOperator(
+        task_id="gate",
+        validation_uri=run_plan["validation_uri"],
+        suite=run_plan["gate_suite"],
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+    )
+
+    promote = promote_dataset(run_plan["dataset_uri"], gate.output)
+
+    # The teardown closes the EMR scope right after the last Spark step: it runs whatever failed
+    # (or succeeded) inside the scope, and the gate, which needs no cluster, runs after it. Keeping
+    # gate and promote outside the scope also matters for the local backend: Airflow skips every
+    # task in a skipped setup's scope.
+    terminate_cluster = EmrTerminateJobFlowOperator(
+        task_id="terminate_cluster",
+        job_flow_id=create_cluster.output,
+        aws_conn_id="aws_default",
+        region_name=run_plan["region_name"],
+    ).as_teardown(setups=create_cluster)
+    emr_chain[-1] >> terminate_cluster
+
+    run_plan >> branch >> [create_cluster, local_chain[0]]
+    [emr_chain[-1], local_chain[-1]] >> gate >> promote

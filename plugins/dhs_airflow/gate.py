@@ -1,0 +1,61 @@
+"""The gate operator: reads the validation that the Spark step wrote, decides, publishes.
+
+It fails the task with the readable list of failed checks (so the DAG run fails and promotion is
+skipped), pushes a summary to XCom for the promote task, and stores the Data Docs and report links.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from dhs_airflow.links import DataDocsLink, ReportLink, data_docs_url
+
+
+class DhsGateOperator(BaseOperator):
+    template_fields: Sequence[str] = ("validation_uri", "suite")
+    operator_extra_links = (DataDocsLink(), ReportLink())
+    ui_color = "#fff3d6"
+
+    def __init__(self, *, validation_uri: str, suite: str, **kwargs):
+        super().__init__(**kwargs)
+        self.validation_uri = validation_uri
+        self.suite = suite
+
+    def execute(self, context):
+        from pipeline import storage  # noqa: PLC0415 - keep DAG parsing light
+
+        validation_json = storage.join(self.validation_uri, "validation.json")
+        doc = json.loads(storage.read_bytes(validation_json))
+        outputs = doc.get("outputs") or {}
+        ti = context["ti"]
+        if outputs.get("data_docs"):
+            ti.xcom_push(key=DataDocsLink().xcom_key, value=data_docs_url(outputs["data_docs"]))
+        if outputs.get("report"):
+            ti.xcom_push(key=ReportLink().xcom_key, value=data_docs_url(outputs["report"]))
+        failures = list(doc.get("failures") or [])
+        expectations = doc.get("expectations") or []
+        summary = {
+            "passed": bool(doc.get("passed")) and not failures,
+            "suite": doc.get("variant", self.suite),
+            "validation_json": validation_json,
+            "data_docs": outputs.get("data_docs"),
+            "report": outputs.get("report"),
+            "rows_per_split": (doc.get("dataset") or {}).get("rows_per_split", {}),
+            "content_checksum": (doc.get("dataset") or {}).get("content_checksum"),
+            "expectations_total": len(expectations),
+            "expectations_failed": sum(1 for e in expectations if not e.get("success")),
+            "failures": failures,
+        }
+        self.log.info("gate %s: %d expectations, %d failed; row contract: %s",
+                      "PASSED" if summary["passed"] else "FAILED", summary["expectations_total"],
+                      summary["expectations_failed"], (doc.get("row_contract") or {}).get("passed"))
+        if doc.get("variant") and doc["variant"] != self.suite:
+            raise AirflowFailException(f"validation ran suite {doc['variant']!r}, the run asked for {self.suite!r}")
+        if not summary["passed"]:
+            listing = "\n".join(f"  - {f}" for f in failures) or "  - (validation did not pass)"
+            raise AirflowFailException(f"quality gate failed ({len(failures)} check(s)); nothing is promoted:\n{listing}")
+        return summary

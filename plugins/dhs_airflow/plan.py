@@ -1,0 +1,116 @@
+"""Turn the DAG's trigger form into the run's step definitions, for both backends.
+
+The form's values are checked here, before anything starts: a bad band list, run config or an
+output prefix outside the allowed roots fails the `plan` task with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from emr_steps import steps
+from pipeline import storage
+from pipeline.config import load_run_config, parse_bands
+from pipeline.errors import InputError
+
+STEPS = ("inject", "compact", "validate")
+_STEP_BUILDERS = {"inject": steps.inject_step, "compact": steps.compact_step, "validate": steps.validate_step}
+
+DEFAULTS = {
+    "variant": "demo",
+    "experiment_id": "demo_stamp64_bandsgrz_cosmos",
+    "run_config": "demo",
+    "backend": "local",
+    "bands": "g,r,z",
+    "psf_model": "moffat",
+    "moffat_beta": 3.5,
+    "control_frac_train": 0.5,
+    "source_mode": "cosmos",
+    "cosmos_bank_h5": "demo_output/bank/cosmos_bank.h5",
+    "manifest_uri": "demo_output/manifest",
+    "coadd_cache_prefix": "demo_output/survey/coadd",
+    "output_prefix": "demo_output/dataset",
+    "code_prefix": steps.SEED_CLUSTER["code_prefix"],
+    "emr_release_label": steps.SEED_CLUSTER["release_label"],
+    "master_instance_type": steps.SEED_CLUSTER["master_instance_type"],
+    "core_instance_type": steps.SEED_CLUSTER["core_instance_type"],
+    "core_instance_count": steps.SEED_CLUSTER["core_instance_count"],
+    "emr_log_uri": steps.SEED_CLUSTER["log_uri"],
+    "local_master": "local[2]",
+    "target_file_mb": 256,
+    "gate_suite": "demo",
+}
+
+
+def allowed_output_roots() -> list[str]:
+    """Where a run may write: DHS_ALLOWED_OUTPUT_ROOTS (comma-separated local roots or s3:// prefixes).
+    Unset means the production bucket and the working directory."""
+    raw = os.environ.get("DHS_ALLOWED_OUTPUT_ROOTS", f"s3://darkhaloscope/,{Path.cwd()}")
+    return [r.strip() for r in raw.split(",") if r.strip()]
+
+
+def check_output_prefix(prefix: str) -> str:
+    """Refuse an output prefix outside the allowed roots (a typo must not write anywhere else)."""
+    if storage.is_s3(prefix):
+        normal = storage.to_s3(prefix).rstrip("/") + "/"
+        roots = [storage.to_s3(r).rstrip("/") + "/" for r in allowed_output_roots() if storage.is_s3(r)]
+        if any(normal.startswith(r) for r in roots):
+            return storage.to_s3(prefix).rstrip("/")
+    else:
+        path = Path(prefix).resolve()
+        roots = [Path(r).resolve() for r in allowed_output_roots() if not storage.is_s3(r)]
+        if any(path == r or r in path.parents for r in roots):
+            return str(path)
+    raise InputError("output_prefix", f"{prefix!r} is outside the allowed output roots {allowed_output_roots()} "
+                                      "(set DHS_ALLOWED_OUTPUT_ROOTS to change them)")
+
+
+def _safe_run_name(airflow_run_id: str | None) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", airflow_run_id or "manual")[:120]
+
+
+def plan_run(params: dict, airflow_run_id: str | None = None) -> dict:
+    """Everything the DAG's tasks need, as JSON-able values (pushed to XCom one key each)."""
+    params = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+    backend = params["backend"]
+    if backend not in ("local", "emr"):
+        raise InputError("backend", f"must be 'local' or 'emr', got {backend!r}")
+    params["bands"] = ",".join(parse_bands(str(params["bands"]), source="bands"))
+    load_run_config(params["run_config"])  # fails early, naming the file and key
+    if backend == "emr":
+        for key in ("manifest_uri", "coadd_cache_prefix", "cosmos_bank_h5", "output_prefix", "code_prefix"):
+            if not storage.is_s3(str(params[key])):
+                raise InputError(key, f"the emr backend needs an s3:// URI, got {params[key]!r}")
+    params["output_prefix"] = check_output_prefix(str(params["output_prefix"]))
+    run_name = _safe_run_name(airflow_run_id)
+    params["validation_uri"] = storage.join(params["output_prefix"], "validation", run_name)
+    params["force"] = True  # the seed's pair: keep a complete output of this very run, redo anything else
+    params["skip_if_exists"] = True
+
+    definitions = {name: _STEP_BUILDERS[name](params) for name in STEPS}
+    python = sys.executable
+    plan = {
+        "backend": backend,
+        "dataset_uri": params["output_prefix"],
+        "validation_uri": params["validation_uri"],
+        "gate_suite": params["gate_suite"],
+        "region_name": steps.DEFAULT_REGION,
+        "job_flow_overrides": steps.default_job_flow_overrides(
+            name=f"dhs-phase4-{params['variant']}-{run_name}"[:250],
+            release_label=params["emr_release_label"],
+            master_instance_type=params["master_instance_type"],
+            core_instance_type=params["core_instance_type"],
+            core_instance_count=int(params["core_instance_count"]),
+            log_uri=params["emr_log_uri"],
+            code_prefix=params["code_prefix"],
+            tags={"variant": params["variant"], "airflow_run": run_name},
+        ),
+        "local_env": steps.local_env(python),
+    }
+    for name, defn in definitions.items():
+        plan[f"emr_{name}"] = [steps.to_emr_step(defn, params["code_prefix"])]
+        plan[f"local_{name}"] = steps.to_local_argv(defn, python=python, master=params["local_master"])
+    return plan
