@@ -1,0 +1,184 @@
+"""Gate benchmark (not a test): the full gate on a 12M-row table of the contract's scalar columns.
+
+  .venv/bin/python -m benchmarks.gate_bench [--rows 12000000] [--runs 3] [--baseline-rows 1000000]
+
+1. Builds the table once (Spark range + rand expressions -> Parquet in a temp dir, reused).
+2. Times the gate: row contract (scalar columns) + profile + GX suites over the profile; median of --runs.
+3. Baseline in the same run: the same kind of suite run directly on the rows with GX's Spark
+   engine (quantiles, ranges, means, uniqueness), on --baseline-rows rows and extrapolated
+   linearly to the full table (said so in the output).
+Writes benchmarks/results/gate.json. Target (SPEC 10): <= 60 s for 12M rows on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "gate.json"
+
+
+def build_table(spark, path: Path, rows: int) -> None:
+    from pyspark.sql import functions as F
+
+    from pipeline.contract import SCALAR_COLUMNS
+
+    if (path / "_SUCCESS").exists():
+        return
+    r = lambda seed: F.rand(seed)  # noqa: E731
+    n = F.randn
+    df = spark.range(rows).withColumn("u", r(1))
+    split = F.when(F.col("u") < 0.2, "train").when(F.col("u") < 0.67, "val").otherwise("test")
+    ctl = (F.col("id") % 2) == 0
+    inj = lambda e: F.when(~ctl, e)  # noqa: E731
+    cols = {
+        "task_id": F.concat(F.lit("t"), F.col("id").cast("string")), "run_id": F.lit("bench"),
+        "variant": F.lit("v5_cosmos_production"), "experiment_id": F.lit("train_stamp64_bandsgrz_cosmos"),
+        "pipeline_version": F.lit("bench"), "task_seed": F.col("id") * 7919, "region_split": split,
+        "region_id": (F.col("id") % 1000), "brickname": F.concat(F.lit("b"), (F.col("id") % 5000).cast("string")),
+        "lrg_id": F.col("id"), "ra": r(2) * 360, "dec": r(3) * 60 - 30, "lens_mag_r": 17.5 + r(4) * 3,
+        "psfsize_r": 1.0 + r(5) * 0.6, "psfsize_g": 1.1 + r(6) * 0.6, "psfsize_z": 0.9 + r(7) * 0.6,
+        "psfdepth_r": 23.9 + n(8) * 0.3, "is_control": ctl,
+        "lens_model": F.when(ctl, "CONTROL").otherwise("SIE"),
+        "theta_e_arcsec": inj(0.5 + r(9) * 2.0), "lens_e1": inj(r(10) * 0.4 - 0.2), "lens_e2": inj(r(11) * 0.4 - 0.2),
+        "shear_gamma1": inj(n(12) * 0.05), "shear_gamma2": inj(n(13) * 0.05),
+        "lens_x_arcsec": inj(n(14) * 0.05), "lens_y_arcsec": inj(n(15) * 0.05),
+        "cosmos_index": inj((r(16) * 20000).cast("long")), "cosmos_hlr_arcsec": inj(0.15 + r(17) * 0.75),
+        "src_x_arcsec": inj(n(18) * 0.3), "src_y_arcsec": inj(n(19) * 0.3), "src_phi_rad": inj(r(20) * 3.14),
+        "src_dmag": inj(1 + r(21) * 2), "moffat_beta": inj(F.lit(3.5)),
+        "magnification": inj(F.exp(F.log(F.lit(6.0)) + n(22) * 0.5)),
+        "arc_snr": inj(F.exp(F.log(F.lit(4.2)) + n(23) * 1.0)), "arc_masked_frac": inj(r(24) * 0.05),
+        "cutout_ok": F.lit(True), "cutout_error": F.lit(None).cast("string"), "bad_pixel_frac": r(25) * 0.02,
+    }
+    df = df.select(*[e.alias(k) for k, e in cols.items()])
+    inj = lambda e: F.when(~F.col("is_control"), e)  # noqa: E731 - `id` is gone after the select
+    df = (df.withColumn("src_mag_r", inj(F.col("lens_mag_r") + F.col("src_dmag")))
+            .withColumn("src_mag_g", inj(F.col("src_mag_r") + 0.5)).withColumn("src_mag_z", inj(F.col("src_mag_r") - 0.4)))
+    for b in "grz":
+        df = df.withColumn(f"psf_fwhm_{b}", inj(F.col(f"psfsize_{b}")))
+        df = df.withColumn(f"arc_flux_{b}", inj(F.pow(F.lit(10.0), (22.5 - F.col(f"src_mag_{b}")) / 2.5)
+                                                 * F.col("magnification") * 0.97))
+    df = df.withColumn("arc_snr_peak", inj(F.col("arc_snr") / 4))
+    df.select(*SCALAR_COLUMNS).repartition(24, "region_split").write.mode("overwrite") \
+        .partitionBy("region_split").parquet(str(path))
+
+
+def run_gate(spark, root: Path, manifest: Path):
+    from pipeline.config import load_run_config
+    from pipeline.gate import datasets, suites
+    from pipeline.gate.profile import compute_profile
+    from pipeline.gate.row_contract import check_row_contract
+    from pipeline.gate.thresholds import load_thresholds
+
+    t0 = time.perf_counter()
+    ds = datasets.open_dataset(str(root), with_digest=False)
+    df = datasets.read_rows(spark, ds)
+    cfg = load_run_config("production")
+    contract = check_row_contract(df, cfg, include_pixels=False)
+    t1 = time.perf_counter()
+    prof = compute_profile(df, run_config=cfg, hlr_filter_arcsec=(0.1, 1.0), files_per_split=ds.files_per_split())
+    t2 = time.perf_counter()
+    th = load_thresholds("production")
+    frames = suites.metrics_frames(prof, datasets.read_manifest(str(manifest))["tasks_per_split"], th)
+    results = suites.run_suites(*frames, th, with_drift=False)
+    t3 = time.perf_counter()
+    failed = [r["name"] for r in results if not r["success"]] + [k for k, v in contract.checks.items() if v["failed_rows"]]
+    return {"total_s": t3 - t0, "row_contract_s": t1 - t0, "profile_s": t2 - t1, "suites_s": t3 - t2,
+            "rows": contract.rows, "failed_checks": failed}
+
+
+def run_gx_on_rows(spark, root: Path, rows: int) -> float:
+    """The same suite's row-level expectations run by GX's Spark engine directly on `rows` rows."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from pyspark.sql import functions as F
+
+    df = spark.read.parquet(str(root)).limit(rows).cache()
+    df.count()
+    t0 = time.perf_counter()
+    ctx = gx.get_context(mode="ephemeral")
+    batch = (ctx.data_sources.add_spark("rows").add_dataframe_asset("rows")
+             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df}))
+    inj = df.where(~F.col("is_control"))
+    ib = (ctx.data_sources.add_spark("inj").add_dataframe_asset("inj")
+          .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": inj}))
+    exps_rows = [gxe.ExpectColumnValuesToBeUnique(column="task_id"),
+                 gxe.ExpectColumnValuesToNotBeNull(column="lrg_id"),
+                 gxe.ExpectColumnValuesToBeBetween(column="psfsize_r", min_value=0.8, max_value=1.7),
+                 gxe.ExpectColumnMeanToBeBetween(column="is_control", min_value=0.48, max_value=0.52)]
+    exps_inj = [gxe.ExpectColumnQuantileValuesToBeBetween(column="arc_snr", quantile_ranges={
+                    "quantiles": [0.05, 0.25, 0.5, 0.75, 0.95],
+                    "value_ranges": [[0, 1], [1.5, 2.8], [3.6, 4.8], [7, 10.5], [18, 32]]}),
+                gxe.ExpectColumnValuesToBeBetween(column="theta_e_arcsec", min_value=0.5, max_value=2.5),
+                gxe.ExpectColumnValuesToBeBetween(column="magnification", min_value=1, max_value=200),
+                gxe.ExpectColumnValuesToBeBetween(column="cosmos_hlr_arcsec", min_value=0.1, max_value=1.0),
+                gxe.ExpectColumnUniqueValueCountToBeBetween(column="cosmos_index", min_value=2000)]
+    for e in exps_rows:
+        batch.validate(e)
+    for e in exps_inj:
+        ib.validate(e)
+    elapsed = time.perf_counter() - t0
+    df.unpersist()
+    return elapsed
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=12_000_000)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--baseline-rows", type=int, default=1_000_000)
+    p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "dhs_gate_bench"))
+    p.add_argument("--cores", default="2")
+    args = p.parse_args(argv)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master(f"local[{args.cores}]").appName("gate-bench")
+             .config("spark.sql.shuffle.partitions", "8").config("spark.ui.enabled", "false")
+             .config("spark.driver.memory", "4g").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    work = Path(args.workdir) / f"rows_{args.rows}"
+    data = work / "phase4c"
+    t = time.perf_counter()
+    build_table(spark, data, args.rows)
+    build_s = time.perf_counter() - t
+    counts = {r["region_split"]: r["count"] for r in spark.read.parquet(str(data)).groupBy("region_split").count().collect()}
+    (work / "manifest").mkdir(exist_ok=True)
+    (work / "manifest" / "manifest.json").write_text(json.dumps({"task_counts_per_split": counts}))
+
+    runs = [run_gate(spark, work, work / "manifest") for _ in range(args.runs)]
+    gate_s = statistics.median(r["total_s"] for r in runs)
+    base_rows = min(args.baseline_rows, args.rows)
+    base_s = run_gx_on_rows(spark, data, base_rows)
+    base_full_s = base_s * args.rows / base_rows
+    out = {
+        "rows": args.rows, "cores": args.cores, "host": platform.node(), "load_avg_1m": os.getloadavg()[0],
+        "table_build_s": round(build_s, 1),
+        "gate_median_s": round(gate_s, 2), "gate_runs": runs,
+        "baseline": {"what": "GX Spark engine directly on the rows (quantiles, ranges, means, uniqueness)",
+                     "rows": base_rows, "seconds": round(base_s, 2),
+                     "extrapolated_full_s": round(base_full_s, 1),
+                     "extrapolated": base_rows < args.rows},
+        "speedup_vs_baseline": round(base_full_s / gate_s, 2),
+        "target_s": 60, "meets_target": gate_s <= 60,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=1))
+    print(f"gate on {args.rows:,} rows: median {gate_s:.1f} s over {args.runs} runs "
+          f"(contract {runs[-1]['row_contract_s']:.1f} s, profile {runs[-1]['profile_s']:.1f} s, suites {runs[-1]['suites_s']:.1f} s)")
+    print(f"baseline GX-on-Spark rows: {base_s:.1f} s on {base_rows:,} rows -> ~{base_full_s:.0f} s extrapolated "
+          f"to {args.rows:,} rows; ratio {base_full_s / gate_s:.1f}x")
+    print(f"written {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""`validate_dataset`: row contract + profile + GX suites + Data Docs + report -> GateResult.
+
+Outputs in `out_dir`:
+  validation.json   seed section 9 keys (on ALL rows) + expectations + row_contract + profile + passed
+                    + dataset {uri, data_uri, content_checksum, files} (promotion re-checks the checksum)
+  profile.json      the profile alone (the next run's --reference-profile once this one is promoted)
+  data_docs/        GX Data Docs site (index.html)
+  report/index.html human report with plots and a stamp gallery
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline import storage
+from pipeline.errors import InputError
+from pipeline.gate import datasets
+from pipeline.gate.thresholds import load_thresholds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    failures: list[str]
+    out_dir: str
+    validation_json: str
+    profile_json: str
+    data_docs_index: str | None = None
+    report_index: str | None = None
+    content_checksum: str = ""
+    expectations: list[dict] = field(default_factory=list)
+
+
+def local_spark(app_name: str = "dhs-validate"):
+    """A local Spark session (the EMR step passes its own)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    return (SparkSession.builder.master(os.environ.get("DHS_SPARK_MASTER", "local[*]")).appName(app_name)
+            .config("spark.sql.shuffle.partitions", "8").config("spark.ui.enabled", "false")
+            .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+
+
+def load_reference_profile(ref) -> dict | None:
+    """A profile from a dict, or a profile.json / validation.json / promotion.json path."""
+    if ref is None or isinstance(ref, dict):
+        return ref
+    try:
+        doc = json.loads(storage.read_bytes(str(ref)))
+    except ValueError as exc:
+        raise InputError(str(ref), f"not valid JSON: {exc}") from None
+    doc = doc.get("profile", doc)
+    if "splits" not in doc:
+        raise InputError(str(ref), "not a profile (no 'splits')")
+    return doc
+
+
+def seed_summary(profile: dict) -> dict:
+    """The seed's section 9 keys, computed on all rows (sampled_rows = estimated_total_rows = rows)."""
+    def pct(x):
+        return None if x is None else round(100 * x, 4)
+
+    splits = {}
+    for split, s in profile["splits"].items():
+        splits[split] = {
+            "sampled_rows": s["rows"],
+            "total_files": s.get("files"),
+            "estimated_total_rows": s["rows"],
+            "cutout_ok_pct": pct(s["cutout_ok_rate"]),
+            "arc_snr": {
+                "min": s.get("arc_snr_min"), "max": s.get("arc_snr_max"), "mean": s.get("arc_snr_mean"),
+                "median": s.get("arc_snr_p50"), "std": s.get("arc_snr_std"),
+                "gt_1_pct": pct(s.get("arc_snr_gt1_frac")), "gt_10_pct": pct(s.get("arc_snr_gt10_frac")),
+                "gt_50_pct": pct(s.get("arc_snr_gt50_frac")),
+                **{f"p{q}": s.get(f"arc_snr_p{q}") for q in (5, 25, 50, 75, 95)},
+            },
+            "theta_e": {k: s.get(f"theta_e_{k}") for k in ("min", "max", "mean")},
+            "cosmos_unique_indices": s.get("cosmos_unique"),
+            "cosmos_hlr": {k: s.get(f"cosmos_hlr_{k}") for k in ("min", "max", "mean")},
+            "psfsize_r": {k: s.get(f"psfsize_r_{k}") for k in ("min", "max", "mean")},
+        }
+    return {"splits": splits, "estimated_total_stamps": profile["all"]["rows"]}
+
+
+def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_dir: str,
+                     reference_profile=None, spark=None, build_docs: bool = True,
+                     build_report: bool = True) -> GateResult:
+    """Gate a dataset: every row against the contract, the profile against the variant's suite."""
+    from pipeline.gate import profile as profile_mod
+    from pipeline.gate import row_contract, suites
+
+    thresholds = load_thresholds(variant)
+    manifest = datasets.read_manifest(manifest_uri)
+    ds = datasets.open_dataset(dataset_uri)
+    reference = load_reference_profile(reference_profile)
+    run_config = datasets.run_config_for(ds.metadata, manifest["json"], variant)
+    hlr_filter = datasets.hlr_filter_for(ds.metadata, manifest["json"])
+    checksum = datasets.content_checksum(ds.files)
+
+    spark = spark or local_spark()
+    df = datasets.read_rows(spark, ds)
+    log.info("row contract on %s", ds.data_uri)
+    contract = row_contract.check_row_contract(df, run_config)
+    if contract.rows == 0:
+        raise InputError(ds.data_uri, "the dataset has no rows")
+    if contract.rows < 0:  # key columns missing: nothing to profile
+        raise InputError(ds.data_uri, "; ".join(contract.schema_errors) or "not a Phase 4c dataset")
+    log.info("profile")
+    prof = profile_mod.compute_profile(df, run_config=run_config, hlr_filter_arcsec=hlr_filter,
+                                       files_per_split=ds.files_per_split())
+    log.info("suites (%s)", thresholds.variant)
+    out = Path(out_dir) if not storage.is_s3(out_dir) else Path("/tmp/dhs_validation") / Path(out_dir).name
+    out.mkdir(parents=True, exist_ok=True)
+    split_frame, dataset_frame = suites.metrics_frames(prof, manifest["tasks_per_split"], thresholds, reference)
+    docs_dir = out / "data_docs" if build_docs else None
+    results = suites.run_suites(split_frame, dataset_frame, thresholds, with_drift=reference is not None,
+                                data_docs_dir=str(docs_dir) if docs_dir else None)
+    failures = contract.failures() + suites.failure_messages(results)
+    passed = not failures
+
+    report_index = None
+    if build_report:
+        from pipeline.gate import report
+
+        report_index = report.write_report(out / "report", prof, results, failures, df=df,
+                                           title=f"{ds.dataset_uri} ({thresholds.variant})")
+    doc = {
+        "timestamp": datetime.now(timezone.utc).isoformat(),
+        **seed_summary(prof),
+        "passed": passed,
+        "failures": failures,
+        "variant": thresholds.variant,
+        "thresholds_file": thresholds.source,
+        "dataset": {"uri": ds.dataset_uri, "data_uri": ds.data_uri, "content_checksum": checksum,
+                    "files": len(ds.files), "rows_per_split": {s: v["rows"] for s, v in prof["splits"].items()}},
+        "manifest": {"uri": str(manifest_uri), "tasks_per_split": manifest["tasks_per_split"]},
+        "reference_profile": str(reference_profile) if reference_profile and not isinstance(reference_profile, dict) else None,
+        "expectations": results,
+        "row_contract": contract.to_dict(),
+        "profile": prof,
+        "outputs": {"data_docs": str(docs_dir / "index.html") if docs_dir else None, "report": report_index},
+    }
+    val_uri = storage.join(str(out_dir), "validation.json")
+    prof_uri = storage.join(str(out_dir), "profile.json")
+    storage.write_bytes(val_uri, json.dumps(doc, indent=1, default=str).encode())
+    storage.write_bytes(prof_uri, json.dumps(prof, indent=1, default=str).encode())
+    return GateResult(passed, failures, str(out_dir), val_uri, prof_uri,
+                      str(docs_dir / "index.html") if docs_dir else None, report_index, checksum, results)

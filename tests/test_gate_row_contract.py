@@ -1,0 +1,60 @@
+"""Row contract: the clean dataset passes; each row-level defect fails with the check's name."""
+
+import pytest
+
+from pipeline.config import load_run_config
+from pipeline.gate import datasets
+from pipeline.gate.row_contract import check_row_contract
+from tests.gate_factories import gate_cases  # noqa: F401 - fixture
+
+
+def _contract(spark, case):
+    ds = datasets.open_dataset(str(case[0]))
+    return check_row_contract(datasets.read_rows(spark, ds), load_run_config("demo"))
+
+
+def test_clean_dataset_passes_row_contract(spark, gate_cases):
+    result = _contract(spark, gate_cases("clean"))
+    assert result.passed, result.failures()
+    assert result.rows == 600
+    assert result.checks["unique_task_id"]["failed_rows"] == 0
+
+
+@pytest.mark.parametrize("defect, check, n_rows", [
+    ("nan_pixels", "pixels_finite:image", 3),
+    ("duplicate_task_ids", "unique_task_id", 4),
+    ("theta_e_out_of_range", "theta_e_in_config_range", 38),
+])
+def test_defect_fails_its_row_check(spark, gate_cases, defect, check, n_rows):
+    result = _contract(spark, gate_cases(defect))
+    assert not result.passed
+    failed = {k for k, v in result.checks.items() if v["failed_rows"]}
+    assert failed == {check}, result.failures()
+    assert result.checks[check]["failed_rows"] == n_rows
+    assert result.checks[check]["examples"]
+    assert any(f.startswith(f"row_contract/{check}:") for f in result.failures())
+
+
+def test_control_with_lens_parameters_and_short_pixels_fail(spark, gate_cases):
+    from pyspark.sql import functions as F
+
+    ds = datasets.open_dataset(str(gate_cases("clean")[0]))
+    df = datasets.read_rows(spark, ds)
+    first_control = F.col("task_id") == "train-00000"
+    df = (df.withColumn("theta_e_arcsec", F.when(first_control, F.lit(1.0)).otherwise(F.col("theta_e_arcsec")))
+            .withColumn("maskbits", F.when(first_control, F.slice("maskbits", 1, 10)).otherwise(F.col("maskbits"))))
+    result = check_row_contract(df, load_run_config("demo"))
+    failed = {k for k, v in result.checks.items() if v["failed_rows"]}
+    assert failed == {"control_has_no_injection_params", "pixel_length:maskbits"}
+    assert result.checks["control_has_no_injection_params"]["examples"] == ["train-00000"]
+
+
+def test_schema_error_names_the_column(spark, gate_cases):
+    ds = datasets.open_dataset(str(gate_cases("clean")[0]))
+    from pyspark.sql import functions as F
+
+    df = datasets.read_rows(spark, ds).withColumn("lrg_id", F.col("lrg_id").cast("string"))
+    result = check_row_contract(df.drop("brickname"), load_run_config("demo"))
+    assert not result.passed
+    text = " ".join(result.schema_errors)
+    assert "brickname" in text and "lrg_id" in text

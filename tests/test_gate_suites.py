@@ -1,0 +1,83 @@
+"""Profile + GX suites: the clean dataset passes the demo suite; each defect fails the check that
+names it; the strict suite fails the clean demo data on purpose."""
+
+import pytest
+
+from pipeline.config import load_run_config
+from pipeline.gate import datasets, suites
+from pipeline.gate.profile import compute_profile
+from pipeline.gate.thresholds import load_thresholds
+from tests.gate_factories import SPLIT_ROWS, gate_cases  # noqa: F401 - fixture
+
+
+def _gate(spark, case, variant="demo", reference=None):
+    ds = datasets.open_dataset(str(case[0]))
+    manifest = datasets.read_manifest(str(case[1]))
+    profile = compute_profile(datasets.read_rows(spark, ds), run_config=load_run_config("demo"),
+                              hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, {}),
+                              files_per_split=ds.files_per_split())
+    th = load_thresholds(variant)
+    frames = suites.metrics_frames(profile, manifest["tasks_per_split"], th, reference)
+    results = suites.run_suites(*frames, th, with_drift=reference is not None)
+    return profile, results, suites.failure_messages(results)
+
+
+@pytest.fixture(scope="module")
+def clean(spark, gate_cases):
+    return _gate(spark, gate_cases("clean"))
+
+
+def test_clean_dataset_passes_demo_suite(clean):
+    profile, results, failures = clean
+    assert failures == []
+    assert {r["name"] for r in results} >= {"nothing_lost", "cutout_success_rate", "arc_snr_p50", "theta_e_flatness",
+                                            "no_lrg_in_two_splits", "control_injection_parity_psfsize_r"}
+    assert all(r["success"] for r in results)
+    assert profile["splits"]["train"]["rows"] == SPLIT_ROWS["train"]
+
+
+def test_profile_covers_all_rows_and_invariants(clean):
+    profile = clean[0]
+    assert profile["all"]["rows"] == sum(SPLIT_ROWS.values())
+    s = profile["splits"]["val"]
+    assert s["injections_ok"] == SPLIT_ROWS["val"] // 2
+    assert s["arc_snr_p5"] <= s["arc_snr_p50"] <= s["arc_snr_p95"]
+    assert s["magnification_out_of_range_frac"] == 0 and s["arc_flux_ratio_out_of_range_frac"] == 0
+
+
+@pytest.mark.parametrize("case, check", [
+    ("faint_arcs", "arc_flux_consistent"),
+    ("faint_arcs", "arc_snr_p50"),
+    ("control_60_40", "control_fraction"),
+    ("theta_e_out_of_range", "theta_e_range_max"),
+    ("cutout_rate_95", "cutout_success_rate"),
+    ("rows_lost", "nothing_lost"),
+    ("hlr_in_pixels", "hlr_in_bank_filter"),
+    ("lrg_in_two_splits", "no_lrg_in_two_splits"),
+    ("controls_share_lrgs", "controls_injections_disjoint"),
+    ("psf_parity", "control_injection_parity_psfsize_r"),
+])
+def test_defect_fails_the_check_that_names_it(spark, gate_cases, case, check):
+    _, results, failures = _gate(spark, gate_cases(case))
+    failed = {r["name"] for r in results if not r["success"]}
+    assert check in failed, failures
+    assert any(f.startswith(f"{check}:") and "expected" in f for f in failures)
+
+
+def test_strict_suite_fails_the_clean_demo_data(spark, gate_cases):
+    _, results, failures = _gate(spark, gate_cases("clean"), variant="strict")
+    assert {r["name"] for r in results if not r["success"]} == {"arc_snr_p50", "cosmos_unique_sources"}
+
+
+def test_drift_against_reference(spark, gate_cases, clean):
+    reference = clean[0]
+    _, results, _ = _gate(spark, gate_cases("clean"), reference=reference)
+    assert all(r["success"] for r in results if r["name"].startswith("drift_"))
+    _, results, failures = _gate(spark, gate_cases("faint_arcs"), reference=reference)
+    assert "drift_arc_snr_p50" in {r["name"] for r in results if not r["success"]}, failures
+
+
+def test_all_suites_load_and_name_their_checks_uniquely():
+    for variant in ("demo", "production", "strict"):
+        th = load_thresholds(variant)
+        assert len({c.name for c in th.checks}) == len(th.checks)

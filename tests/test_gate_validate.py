@@ -1,0 +1,65 @@
+"""validate_dataset end to end and `dhs validate` exit codes."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli.main import main
+from pipeline.gate.validate import validate_dataset
+from tests.gate_factories import gate_cases  # noqa: F401 - fixture
+
+SEED_SPLIT_KEYS = {"sampled_rows", "total_files", "estimated_total_rows", "cutout_ok_pct", "arc_snr", "theta_e",
+                   "cosmos_unique_indices", "cosmos_hlr", "psfsize_r"}
+SEED_SNR_KEYS = {"min", "max", "mean", "median", "std", "gt_1_pct", "gt_10_pct", "gt_50_pct",
+                 "p5", "p25", "p50", "p75", "p95"}
+
+
+@pytest.fixture(scope="module")
+def clean_validation(spark, gate_cases, tmp_path_factory):
+    d, m = gate_cases("clean")
+    out = tmp_path_factory.mktemp("val_clean")
+    return validate_dataset(str(d), manifest_uri=str(m), variant="demo", out_dir=str(out), spark=spark), out
+
+
+def test_clean_dataset_passes_and_writes_outputs(clean_validation):
+    result, out = clean_validation
+    assert result.passed, result.failures
+    for rel in ("validation.json", "profile.json", "data_docs/index.html", "report/index.html", "report/arc_snr.png",
+                "report/stamp_0.png"):
+        assert (out / rel).exists(), rel
+
+
+def test_validation_json_keeps_seed_keys(clean_validation):
+    doc = json.loads((clean_validation[1] / "validation.json").read_text())
+    assert {"timestamp", "splits", "estimated_total_stamps", "expectations", "row_contract", "profile", "passed"} <= set(doc)
+    assert set(doc["splits"]) == {"train", "val", "test"}
+    for split in doc["splits"].values():
+        assert SEED_SPLIT_KEYS <= set(split)
+        assert SEED_SNR_KEYS <= set(split["arc_snr"])
+        assert split["sampled_rows"] == split["estimated_total_rows"]
+    assert doc["estimated_total_stamps"] == 600
+    e = doc["expectations"][0]
+    assert {"name", "success", "observed", "expected"} <= set(e)
+    assert doc["dataset"]["content_checksum"]
+
+
+def test_cli_exit_codes(spark, gate_cases, tmp_path, capsys):
+    d, m = gate_cases("clean")
+    assert main(["validate", str(d), "--manifest", str(m), "--variant", "demo", "--out", str(tmp_path / "a"), "--no-docs"]) == 0
+    assert main(["validate", str(d), "--manifest", str(m), "--variant", "strict", "--out", str(tmp_path / "b"), "--no-docs"]) == 1
+    assert "cosmos_unique_sources" in capsys.readouterr().out
+    assert main(["validate", str(tmp_path / "missing"), "--manifest", str(m), "--out", str(tmp_path / "c")]) == 2
+    assert main(["validate", str(d), "--manifest", str(tmp_path / "no_manifest"), "--out", str(tmp_path / "c")]) == 2
+    empty = tmp_path / "empty"
+    (empty / "phase4c").mkdir(parents=True)
+    assert main(["validate", str(empty), "--manifest", str(m), "--out", str(tmp_path / "c")]) == 2
+    assert "dhs validate: error" in capsys.readouterr().err
+
+
+def test_cli_gate_failure_lists_checks(spark, gate_cases, tmp_path, capsys):
+    d, m = gate_cases("faint_arcs")
+    code = main(["validate", str(d), "--manifest", str(m), "--variant", "demo", "--out", str(tmp_path), "--no-docs"])
+    assert code == 1
+    assert "arc_flux_consistent" in capsys.readouterr().out
