@@ -57,3 +57,17 @@ def test_bad_pixel_frac_counts_a_pixel_bad_in_any_band():
     maskbits[1, 1] = mb.SATUR_R
     maskbits[2, 2] = mb.GALAXY     # real sky, not bad
     assert bad_pixel_frac(invvar, maskbits) == pytest.approx(3 / 16)
+
+
+def test_masked_fraction_uses_the_positive_arc_and_stays_in_0_1():
+    # noise lensed from the bank stamp leaves slightly negative arc pixels; on a masked pixel a
+    # plain flux ratio would go negative (seen on the demo survey before the fix)
+    arc = np.zeros((4, 4))
+    arc[1, 1], arc[1, 2], arc[3, 3] = 1.0, 0.5, -0.2
+    invvar = np.ones((4, 4))
+    maskbits = np.zeros((4, 4), dtype=np.int32)
+    maskbits[3, 3] = mb.BRIGHT
+    m = arc_metrics(arc, invvar, maskbits)
+    assert m.arc_masked_frac == 0.0
+    maskbits[1, 2] = mb.BRIGHT
+    assert arc_metrics(arc, invvar, maskbits).arc_masked_frac == pytest.approx(0.5 / 1.5)

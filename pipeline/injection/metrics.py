@@ -13,7 +13,10 @@ Good pixels: pipeline.survey.maskbits.good_pixels (positive finite invvar, no BA
 
   arc_snr         = sum(arc * m) / sqrt(sum(var * m)),  var = 1 / invvar,  m = footprint & good
   arc_snr_peak    = max over footprint & good of arc * sqrt(invvar)
-  arc_masked_frac = r-band arc flux on NOT-good pixels (whole stamp) / r-band arc flux (whole stamp)
+  arc_masked_frac = positive r-band arc flux on NOT-good pixels / positive r-band arc flux (whole
+                    stamp). Positive part only: the bank's sky-subtracted HST stamps carry noise,
+                    so a lensed arc has slightly negative pixels, which would push a plain flux
+                    ratio outside [0, 1].
   bad_pixel_frac  = fraction of the stamp's [y, x] pixels that are not good in at least one band
                     (a pixel unusable in any band is unusable for a grz classifier)
 
@@ -61,8 +64,9 @@ def arc_metrics(arc_r: np.ndarray, invvar_r: np.ndarray, maskbits: np.ndarray,
         snr_peak = float(np.max(arc[m] * np.sqrt(invvar[m])))
     else:
         snr, snr_peak = 0.0, 0.0
-    total = float(arc.sum())
-    masked = float(arc[~good].sum() / total) if total > 0 else float("nan")
+    positive = np.clip(arc, 0.0, None)
+    total = float(positive.sum())
+    masked = float(positive[~good].sum() / total) if total > 0 else float("nan")
     return ArcMetrics(arc_snr=snr, arc_snr_peak=snr_peak, arc_masked_frac=masked, footprint_pixels=int(m.sum()))
 
 
