@@ -16,7 +16,6 @@ from pipeline import storage
 from pipeline.errors import InputError
 
 METADATA_FILE = "_dhs_dataset.json"
-CURRENT_FILE = "CURRENT"
 
 
 def _is_data_dir(uri: str) -> bool:
@@ -24,18 +23,15 @@ def _is_data_dir(uri: str) -> bool:
 
 
 def resolve_data_uri(dataset_uri: str) -> str:
-    """The folder holding `region_split=*/part-*.parquet` for dataset `D` (follows `D/CURRENT`)."""
+    """The folder holding `region_split=*/part-*.parquet` for dataset `D`: the pipeline's layout
+    first (`D/CURRENT`, else `D/phase4c`: pipeline.dataset.resolve_data_uri), else `D` itself when
+    it is a bare folder of `region_split=<split>/` Parquet files."""
+    from pipeline.dataset import resolve_data_uri as layout_data_uri  # noqa: PLC0415
+
     dataset_uri = str(dataset_uri).rstrip("/")
-    current = storage.join(dataset_uri, CURRENT_FILE)
-    if storage.exists(current):
-        try:
-            rel = json.loads(storage.read_bytes(current))["data"]
-        except (ValueError, KeyError, TypeError):
-            raise InputError(current, 'not a CURRENT pointer; expected JSON {"data": "compacted/<stamp>"}') from None
-        return storage.join(dataset_uri, rel)
-    phase4c = storage.join(dataset_uri, "phase4c")
-    if storage.exists(phase4c) and _is_data_dir(phase4c):
-        return phase4c
+    data_uri = layout_data_uri(dataset_uri)
+    if storage.exists(data_uri) and _is_data_dir(data_uri):
+        return data_uri
     if storage.exists(dataset_uri) and _is_data_dir(dataset_uri):
         return dataset_uri
     if not storage.exists(dataset_uri):
