@@ -124,7 +124,13 @@ def _synth(args) -> int:
             raise InputError(args.include_real, "no GalSim catalogue with its image files found")
         catalogs += real
     report = build_bank(catalogs, out / "cosmos_bank.h5", **_build_kwargs(args))
-    print("\n".join(report.lines()))
+    lines = report.lines()
+    listing = out / "bank_report.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    # Synthetic galaxies that went in cleanly are the bulk: the full listing goes to a file, the
+    # terminal gets the summary, every real galaxy, and every note or rejection.
+    shown = [line for line in lines[1:] if "synthetic_galaxy_catalog" not in line or "[" in line or "left out" in line]
+    print("\n".join([lines[0], *shown, f"full listing: {listing}"]))
     return 0
 
 
