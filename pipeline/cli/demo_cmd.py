@@ -101,7 +101,6 @@ def dag_conf(inputs: dict, out: Path, suite: str, master: str) -> dict:
         "output_prefix": str((out / "dataset").resolve()),
         "local_master": master,
         "gate_suite": suite,
-        "target_file_mb": 64,
     }
 
 
