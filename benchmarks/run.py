@@ -13,6 +13,9 @@ import sys
 BENCHMARKS = {
     # name: module with main(argv) -> int
     "gate": "benchmarks.gate_bench",
+    "injection": "benchmarks.injection_bench",
+    "storage": "benchmarks.storage_bench",
+    "e2e": "benchmarks.e2e_bench",
 }
 
 

@@ -13,6 +13,7 @@ from pipeline.injection.psf import (
     moffat_enclosed_fraction,
     moffat_kernel,
 )
+from pipeline.injection.reference import l1_relative, lenstronomy_image_model_render
 from pipeline.injection.render import (
     LensParams,
     SourcePlacement,
@@ -107,36 +108,6 @@ def test_psf_convolution_conserves_flux_and_colours_bands(bank):
 
 # ---------------------------------------------------------------- against lenstronomy
 
-def _reference_kernel(fwhm, beta, radius):
-    """Pixel kernel built independently from lenstronomy's own Moffat profile (15x15 sub-samples)."""
-    from lenstronomy.LightModel.Profiles.moffat import Moffat
-
-    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
-    ss, n = 15, 2 * radius + 1
-    ax = ((np.arange(n * ss) + 0.5) / ss - (radius + 0.5)) * S
-    x, y = np.meshgrid(ax, ax)
-    k = Moffat().function(x, y, amp=1.0, alpha=alpha, beta=beta).reshape(n, ss, n, ss).mean(axis=(1, 3))
-    return k / k.sum()
-
-
-def _lenstronomy_image_model_render(stamp, lens, src, fwhm, beta):
-    from lenstronomy.Data.pixel_grid import PixelGrid
-    from lenstronomy.Data.psf import PSF
-    from lenstronomy.ImSim.image_model import ImageModel
-    from lenstronomy.LensModel.lens_model import LensModel
-    from lenstronomy.LightModel.light_model import LightModel
-
-    radius = cached_kernel(fwhm, beta, S).shape[0] // 2
-    grid = PixelGrid(nx=64, ny=64, transform_pix2angle=np.diag([S, S]), ra_at_xy_0=-32 * S, dec_at_xy_0=-32 * S)
-    model = ImageModel(grid, PSF(psf_type="PIXEL", kernel_point_source=_reference_kernel(fwhm, beta, radius)),
-                       lens_model_class=LensModel(["SIE", "SHEAR"]), source_model_class=LightModel(["INTERPOL"]),
-                       kwargs_numerics={"supersampling_factor": 8, "supersampling_convolution": False})
-    sb = stamp.astype(float) / stamp.sum() / SRC**2
-    return model.image(kwargs_lens=lens.lenstronomy_kwargs(), kwargs_source=[{
-        "image": sb, "amp": 1.0, "center_x": lens.center_x_arcsec + src.x_arcsec,
-        "center_y": lens.center_y_arcsec + src.y_arcsec, "phi_G": src.phi_rad, "scale": SRC}])
-
-
 @pytest.mark.parametrize("theta_e,e1,e2,g1,g2,sx,sy,phi,idx", [
     (1.3, 0.10, -0.05, 0.03, -0.02, 0.15, 0.10, 0.7, 0),
     (0.6, -0.15, 0.08, -0.04, 0.01, 0.05, -0.10, 2.1, 3),
@@ -146,10 +117,47 @@ def test_arc_matches_independent_lenstronomy_image_model(bank, theta_e, e1, e2, 
     lens = LensParams(theta_e, e1, e2, g1, g2, 0.05, -0.04)
     src = SourcePlacement(sx, sy, phi)
     ours = render_arc(bank.images[idx], SRC, lens, src, [1.0], [1.25], 3.5).arcs[0].astype(float)
-    ref = _lenstronomy_image_model_render(bank.images[idx], lens, src, 1.25, 3.5)
-    l1 = np.abs(ours - ref).sum() / np.abs(ref).sum()
+    ref = lenstronomy_image_model_render(bank.images[idx], lens, src, 1.25, 3.5, supersampling=8)
+    l1 = l1_relative(ours, ref)
     print(f"L1(ours, lenstronomy ImageModel ss=8) = {l1:.4%}")
     assert l1 < 0.01
+
+
+def test_compiled_ray_shooting_equals_lenstronomy():
+    """render._ray_shoot (compiled SIE + SHEAR, lenstronomy's expressions) against lenstronomy's
+    LensModel.ray_shooting, including the round lens (e1 = e2 = 0, q -> 0.99999999)."""
+    from pipeline.injection.render import _ray_shoot
+
+    rng = np.random.default_rng(0)
+    for k in range(20):
+        e1, e2 = (0.0, 0.0) if k == 0 else rng.uniform(-0.4, 0.4, 2)
+        lens = LensParams(rng.uniform(0.3, 3.0), e1, e2, *rng.normal(0, 0.05, 2), *rng.normal(0, 0.1, 2))
+        x, y = rng.normal(0, 3, 2000), rng.normal(0, 3, 2000)
+        bx, by = _ray_shoot(x, y, lens)
+        rx, ry = _lens_model().ray_shooting(x, y, lens.lenstronomy_kwargs())
+        np.testing.assert_allclose(bx, rx, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(by, ry, rtol=0, atol=1e-12)
+    x, y = rng.normal(0, 3, 100), rng.normal(0, 3, 100)
+    assert all(np.array_equal(a, b) for a, b in zip(_ray_shoot(x, y, None), (x, y)))  # no lens: identity
+
+
+def test_interpol_surface_brightness_equals_lenstronomy_interpol(bank):
+    """render.interpol_surface_brightness re-implements lenstronomy's INTERPOL (bilinear on the
+    zero-padded image, rotation phi_G, scale): same values to float rounding, including points
+    outside the stamp and a stamp that is neither square nor zero at its border."""
+    from lenstronomy.LightModel.light_model import LightModel
+
+    from pipeline.injection.render import interpol_surface_brightness
+
+    rng = np.random.default_rng(3)
+    noisy = bank.images[4].astype(float) / SRC**2 + rng.uniform(0, 1, (96, 96))
+    for image in (source_unit_surface_brightness(bank.images[0], SRC), noisy[:, :90]):
+        x, y = rng.uniform(-2.0, 2.0, 20000), rng.uniform(-2.0, 2.0, 20000)
+        kw = {"center_x": 0.1, "center_y": -0.2, "phi_G": float(rng.uniform(-3, 3)), "scale": SRC}
+        ref = LightModel(["INTERPOL"]).surface_brightness(x, y, [{"image": image, "amp": 1.0, **kw}])
+        ours = interpol_surface_brightness(x, y, image, kw["center_x"], kw["center_y"], kw["phi_G"], SRC)
+        assert (ref == 0).sum() > 1000 and np.array_equal(ours == 0, ref == 0)
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
 
 
 def test_adaptive_tracing_equals_brute_force_supersampling(bank):

@@ -1,0 +1,119 @@
+"""End-to-end injection benchmark (not a test): `dhs inject` (stage 4c on local Spark, the same
+step definition EMR runs) on a small synthetic survey, stamps/s and core-seconds per stamp.
+
+  .venv/bin/python -m benchmarks.e2e_bench [--tasks 300] [--runs 2] [--master local[2]]
+  .venv/bin/python -m benchmarks.e2e_bench --tasks 200,800 --bricks 4   # + marginal cost per stamp
+
+1. Inputs, built once in --workdir and reused: `dhs survey synth` (--bricks bricks of 768 px,
+   250 LRGs each), `dhs bank synth --n 60`, `dhs manifest --config demo --max-tasks --tasks`.
+2. `dhs inject --force` --runs times; per run: wall time of the command (JVM start included) and
+   the step's own inject+write time (`_dhs_dataset.json` timing.inject_write_s: the Spark job
+   that injects and writes the Parquet rows, excluding JVM start and input checks).
+3. core-seconds per stamp = inject_write_s x cores / tasks (all of the master's cores are
+   counted busy for the whole job: an upper bound on what the stamps cost). With two task
+   counts A < B, also the marginal cost (t_B - t_A) x cores / (B - A): the per-stamp cost with
+   the job's fixed costs (Python worker start, imports, JIT, bank and brick loads, JVM tasks)
+   taken out.
+Writes benchmarks/results/e2e.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "e2e.json"
+
+
+def _dhs(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("dhs")
+    cmd = [str(exe) if exe.exists() else "dhs", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return proc
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default="300", help="task count, or two counts A,B for the marginal cost")
+    p.add_argument("--bricks", type=int, default=2, help="synthetic bricks (250 LRGs each; replicates 1)")
+    p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--master", default="local[2]")
+    p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "dhs_e2e_bench"))
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args(argv)
+    w = Path(args.workdir)
+    w.mkdir(parents=True, exist_ok=True)
+    survey, bank = w / "survey", w / "bank"
+    if not (survey / "survey.json").exists():
+        _dhs("survey", "synth", "--out", str(survey), "--n-bricks", str(args.bricks), "--quiet")
+    if not (bank / "cosmos_bank.h5").exists():
+        _dhs("bank", "synth", "--out", str(bank), "--n", "60")
+    cores = int(re.search(r"\[(\d+)\]", args.master).group(1)) if re.search(r"\[(\d+)\]", args.master) else os.cpu_count()
+    per_count = {}
+    for n_tasks in [int(t) for t in str(args.tasks).split(",")]:
+        manifest = w / f"manifest_{n_tasks}"
+        if not (manifest / "manifest.json").exists():
+            _dhs("manifest", "--lrg", str(survey / "lrg.parquet"), "--bank", str(bank / "cosmos_bank.h5"),
+                 "--config", "demo", "--out", str(manifest), "--max-tasks", str(n_tasks))
+        runs = []
+        for _ in range(args.runs):
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            _dhs("inject", "--manifest", str(manifest), "--coadd-cache-prefix", str(survey / "coadd"),
+                 "--bank", str(bank / "cosmos_bank.h5"), "--output", str(w / "dataset"), "--run-config", "demo",
+                 "--master", args.master, "--force")
+            wall = time.perf_counter() - t0
+            meta = json.loads((w / "dataset" / "phase4c" / "_dhs_dataset.json").read_text())
+            rows = sum(meta["rows_per_split"].values())
+            job = meta["timing"]["inject_write_s"]
+            runs.append({"load_avg_1m": round(load, 2), "wall_s": round(wall, 1), "inject_write_s": job, "rows": rows,
+                         "bytes": meta.get("bytes"),
+                         "stamps_per_s_job": round(rows / job, 2), "core_s_per_stamp": round(job * cores / rows, 4)})
+        med_job = statistics.median(r["inject_write_s"] for r in runs)
+        rows = runs[-1]["rows"]
+        per_count[rows] = {
+            "runs": runs, "median_inject_write_s": med_job, "stamps_per_s_job": round(rows / med_job, 2),
+            "core_s_per_stamp": round(med_job * cores / rows, 4),
+            "core_hours_per_million_stamps": round(med_job * cores / rows * 1e6 / 3600, 1),
+            "bytes_per_row_on_disk": round(runs[-1]["bytes"] / rows) if runs[-1].get("bytes") else None,
+        }
+        print(f"dhs inject, {rows} tasks on {args.master}: job {med_job:.1f} s (median of {args.runs}), "
+              f"{rows / med_job:.1f} stamps/s, {per_count[rows]['core_s_per_stamp'] * 1000:.1f} core-ms/stamp; "
+              f"wall incl. JVM {runs[-1]['wall_s']} s; loads {[r['load_avg_1m'] for r in runs]}")
+    out = {
+        "command": "python -m benchmarks.e2e_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "host": platform.node(), "cpus": os.cpu_count(), "master": args.master, "cores": cores,
+        "by_task_count": per_count,
+    }
+    counts = sorted(per_count)
+    if len(counts) >= 2:
+        a, b = counts[0], counts[-1]
+        dt = per_count[b]["median_inject_write_s"] - per_count[a]["median_inject_write_s"]
+        out["marginal"] = {"tasks": [a, b], "seconds": round(dt, 2),
+                           "core_s_per_stamp": round(dt * cores / (b - a), 4),
+                           "core_hours_per_million_stamps": round(dt * cores / (b - a) * 1e6 / 3600, 1),
+                           "fixed_job_s": round(per_count[a]["median_inject_write_s"] - dt * a / (b - a), 1)}
+        print(f"marginal: {out['marginal']['core_s_per_stamp'] * 1000:.1f} core-ms/stamp "
+              f"({out['marginal']['core_hours_per_million_stamps']} core-h per 1M), fixed job cost "
+              f"~{out['marginal']['fixed_job_s']} s")
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(f"written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
