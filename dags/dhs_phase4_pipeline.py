@@ -9,6 +9,8 @@ Trigger it from the UI ("Trigger DAG w/ config"): the Params below render as the
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.providers.amazon.aws.operators.emr import (
     EmrAddStepsOperator,
@@ -102,7 +104,8 @@ with DAG(
             aws_conn_id="aws_default",
             region_name=run_plan["region_name"],
             deferrable=True,
-            poke_interval=30,
+            # 30 s in production; tests (moto) set DHS_EMR_POKE_SECONDS to a second or two
+            poke_interval=int(os.environ.get("DHS_EMR_POKE_SECONDS", "30")),
             max_attempts=24 * 120,
         )
         emr_chain += [add, wait]

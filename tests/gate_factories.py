@@ -22,6 +22,9 @@ from pipeline.contract import BANDS, COLUMNS, INJECTION_ONLY, PIXEL_LAYOUT, STAM
 from pipeline.physics_checks import source_flux_nmgy
 
 SPLIT_ROWS = {"train": 240, "val": 180, "test": 180}
+#: Rows of a defective dataset: each defect breaks one check, which 200 rows show as well as 600
+#: (a third of the pixels to write and read).
+DEFECT_SPLIT_ROWS = {"train": 80, "val": 60, "test": 60}
 BANK_SIZE = 60
 HLR_FILTER_ARCSEC = (0.1, 1.0)
 PIXSCALE = 0.262
@@ -210,7 +213,7 @@ def faint_arcs(c):
 
 def control_60_40(c):
     """60% controls: one in five injections (pixels and all) turned into a control."""
-    for s in SPLIT_ROWS:
+    for s in dict.fromkeys(c["region_split"].tolist()):
         i = _injections(c, s)[::5]
         c["is_control"][i] = True
         c["lens_model"][i] = "CONTROL"
@@ -262,13 +265,15 @@ def psf_parity(c):
 
 
 def nan_pixels(c):
-    for i in (5, 250, 500):
+    n = len(c["task_id"])
+    for i in (5, n // 2, n - 7):  # one row in each split
         c["image"][i, 100 + i] = np.nan
 
 
 def duplicate_task_ids(c):
+    n = len(c["task_id"])
     c["task_id"][10] = c["task_id"][12]
-    c["task_id"][300] = c["task_id"][302]
+    c["task_id"][n // 2] = c["task_id"][n // 2 + 2]
 
 
 DEFECTS = {f.__name__: f for f in (
@@ -276,10 +281,13 @@ DEFECTS = {f.__name__: f for f in (
     controls_share_lrgs, psf_parity, nan_pixels, duplicate_task_ids)}
 
 
-def make_case(tmp_path: Path, defect: str | None = None, *, rows_lost: int = 0) -> tuple[Path, Path]:
+def make_case(tmp_path: Path, defect: str | None = None, *, rows_lost: int = 0,
+              split_rows: dict | None = None) -> tuple[Path, Path]:
     """(dataset D, manifest M) for a clean dataset or one with `defect`; `rows_lost` rows of the
-    train split are dropped from the data but stay in the manifest."""
-    c = _cached_clean()
+    train split are dropped from the data but stay in the manifest. `split_rows` defaults to
+    SPLIT_ROWS for the clean dataset and DEFECT_SPLIT_ROWS for a defective one."""
+    split_rows = split_rows or (DEFECT_SPLIT_ROWS if (defect or rows_lost) else SPLIT_ROWS)
+    c = _cached_clean(split_rows)
     c = {k: v.copy() for k, v in c.items()}
     if defect:
         DEFECTS[defect](c)
@@ -288,16 +296,18 @@ def make_case(tmp_path: Path, defect: str | None = None, *, rows_lost: int = 0) 
         keep[np.flatnonzero(c["region_split"] == "train")[:rows_lost]] = False
         c = {k: v[keep] for k, v in c.items()}
     name = defect or ("rows_lost" if rows_lost else "clean")
-    return write_dataset(c, Path(tmp_path) / name), write_manifest(Path(tmp_path) / f"{name}_manifest")
+    return write_dataset(c, Path(tmp_path) / name), write_manifest(Path(tmp_path) / f"{name}_manifest", split_rows)
 
 
 _CLEAN = {}
 
 
-def _cached_clean():
-    if "c" not in _CLEAN:
-        _CLEAN["c"] = clean_columns()
-    return _CLEAN["c"]
+def _cached_clean(split_rows: dict | None = None):
+    split_rows = split_rows or SPLIT_ROWS
+    key = tuple(split_rows.items())
+    if key not in _CLEAN:
+        _CLEAN[key] = clean_columns(split_rows)
+    return _CLEAN[key]
 
 
 # --- pytest fixtures shared by the gate test modules (import them by name) ---------------------
@@ -321,3 +331,25 @@ def gate_cases(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def clean_validation(spark, gate_cases, tmp_path_factory):
+    """validate_dataset on the clean dataset with the demo suite, Data Docs and report: run once,
+    shared read-only by every test that only reads its outputs. (GateResult, out_dir)."""
+    from pipeline.gate.validate import validate_dataset
+
+    d, m = gate_cases("clean")
+    out = tmp_path_factory.mktemp("val_clean")
+    return validate_dataset(str(d), manifest_uri=str(m), variant="demo", out_dir=str(out), spark=spark), out
+
+
+@pytest.fixture(scope="session")
+def strict_validation(spark, gate_cases, tmp_path_factory):
+    """validate_dataset on the clean dataset with the strict suite (fails on purpose); no docs."""
+    from pipeline.gate.validate import validate_dataset
+
+    d, m = gate_cases("clean")
+    out = tmp_path_factory.mktemp("val_strict")
+    return validate_dataset(str(d), manifest_uri=str(m), variant="strict", out_dir=str(out), spark=spark,
+                            build_docs=False, build_report=False), out

@@ -7,20 +7,20 @@ import pytest
 
 from pipeline.cli.main import main
 from pipeline.gate.promote import PromotionRefused, promote_dataset
-from pipeline.gate.validate import validate_dataset
-from tests.gate_factories import gate_cases  # noqa: F401 - fixture
+from tests.gate_factories import clean_validation, gate_cases, strict_validation  # noqa: F401 - fixtures
 
 
 @pytest.fixture
-def validated(spark, gate_cases, tmp_path):
-    """A private copy of the clean dataset, validated with the demo suite."""
+def validated(gate_cases, clean_validation, tmp_path):
+    """A private copy of the clean dataset and the shared validation of the clean dataset (demo
+    suite, run once per session). Promotion compares content checksums (relative paths, sizes,
+    sha256), so the copy is the data that was validated; the copy is free to be changed."""
     src, m = gate_cases("clean")
+    result, val = clean_validation
+    assert result.passed
     d = tmp_path / "dataset"
     shutil.copytree(src, d)
-    r = validate_dataset(str(d), manifest_uri=str(m), variant="demo", out_dir=str(tmp_path / "val"),
-                         spark=spark, build_docs=False, build_report=False)
-    assert r.passed
-    return d, m, tmp_path / "val"
+    return d, m, val
 
 
 def test_promote_twice_is_idempotent(validated):
@@ -44,12 +44,11 @@ def test_promote_refuses_changed_data(validated):
     assert not (d / "promotion.json").exists()
 
 
-def test_promote_refuses_failed_validation(spark, validated, tmp_path):
-    d, m, _ = validated
-    r = validate_dataset(str(d), manifest_uri=str(m), variant="strict", out_dir=str(tmp_path / "strict"),
-                         spark=spark, build_docs=False, build_report=False)
+def test_promote_refuses_failed_validation(validated, strict_validation):
+    d, _, _ = validated
+    r, strict = strict_validation
     assert not r.passed
     with pytest.raises(PromotionRefused, match="FAILED"):
-        promote_dataset(str(d), validation=str(tmp_path / "strict"))
-    assert main(["promote", str(d), "--validation", str(tmp_path / "strict")]) == 1
+        promote_dataset(str(d), validation=str(strict))
+    assert main(["promote", str(d), "--validation", str(strict)]) == 1
     assert not (d / "promotion.json").exists()

@@ -5,7 +5,7 @@ import pytest
 from pipeline.config import load_run_config
 from pipeline.gate import datasets
 from pipeline.gate.row_contract import check_row_contract
-from tests.gate_factories import gate_cases  # noqa: F401 - fixture
+from tests.gate_factories import DEFECT_SPLIT_ROWS, gate_cases  # noqa: F401 - fixture
 
 
 def _contract(spark, case):
@@ -20,10 +20,11 @@ def test_clean_dataset_passes_row_contract(spark, gate_cases):
     assert result.checks["unique_task_id"]["failed_rows"] == 0
 
 
+# defective datasets have DEFECT_SPLIT_ROWS rows: 100 injections, every 8th out of range -> 13
 @pytest.mark.parametrize("defect, check, n_rows", [
     ("nan_pixels", "pixels_finite:image", 3),
     ("duplicate_task_ids", "unique_task_id", 4),
-    ("theta_e_out_of_range", "theta_e_in_config_range", 38),
+    ("theta_e_out_of_range", "theta_e_in_config_range", -(-sum(DEFECT_SPLIT_ROWS.values()) // 2 // 8)),
 ])
 def test_defect_fails_its_row_check(spark, gate_cases, defect, check, n_rows):
     result = _contract(spark, gate_cases(defect))

@@ -1,26 +1,14 @@
 """validate_dataset end to end and `dhs validate` exit codes."""
 
 import json
-import shutil
-from pathlib import Path
-
-import pytest
 
 from pipeline.cli.main import main
-from pipeline.gate.validate import validate_dataset
-from tests.gate_factories import gate_cases  # noqa: F401 - fixture
+from tests.gate_factories import clean_validation, gate_cases  # noqa: F401 - fixtures
 
 SEED_SPLIT_KEYS = {"sampled_rows", "total_files", "estimated_total_rows", "cutout_ok_pct", "arc_snr", "theta_e",
                    "cosmos_unique_indices", "cosmos_hlr", "psfsize_r"}
 SEED_SNR_KEYS = {"min", "max", "mean", "median", "std", "gt_1_pct", "gt_10_pct", "gt_50_pct",
                  "p5", "p25", "p50", "p75", "p95"}
-
-
-@pytest.fixture(scope="module")
-def clean_validation(spark, gate_cases, tmp_path_factory):
-    d, m = gate_cases("clean")
-    out = tmp_path_factory.mktemp("val_clean")
-    return validate_dataset(str(d), manifest_uri=str(m), variant="demo", out_dir=str(out), spark=spark), out
 
 
 def test_clean_dataset_passes_and_writes_outputs(clean_validation):

@@ -1,14 +1,24 @@
-"""The dataset profile: per-split statistics of ALL rows, from a few Spark aggregate passes.
+"""The dataset profile: per-split statistics of ALL rows, from four Spark jobs.
 
-Passes (each a single Spark job over the scalar columns; no row reaches the driver):
-1. per-split summary: counts, rates, min/max/mean/std, arc_snr quantiles, physics-invariant flags;
-2. binned histograms per split and label (theta_E flatness, control/injection parity, plots);
-3. COSMOS reuse per split (group by split, cosmos_index);
-4. LRG leakage (group by lrg_id).
+Jobs (no row reaches the driver; pixel columns are read only by the row contract's checks):
+1. per-split summary (one scan, grouped by region_split, code-generated hash aggregate): counts,
+   rates, min/max/mean/std, the physics invariants - and, when the gate runs the row contract in
+   the same scan (`profile_and_contract`), every row-contract counter;
+1b. arc_snr and magnification quantiles of the ok injections (percentile_approx is an object
+   aggregate without code generation: kept out of job 1, on two pre-filtered columns);
+2. histograms and COSMOS use (one scan, one hash aggregate, no string keys): each row emits one
+   packed key per group of histograms (e.g. theta_E bin x arc_snr bin x 2-D bin), ~4 keys per
+   injection and 3 per control instead of one exploded struct per histogram; the driver
+   marginalises the packed keys back into the per-variable histograms (same bins as before);
+3. uniqueness of task_id and LRG leakage (one scan, one shuffle): rows keyed twice, by
+   xxhash64(task_id) and by lrg_id. A hash seen twice is re-checked exactly on task_id (so a
+   64-bit hash collision can never fail the gate nor hide a duplicate).
 
-Quantiles use `percentile_approx` with accuracy QUANTILE_ACCURACY: the returned value's rank is
-within N / QUANTILE_ACCURACY of the exact rank (Greenwald-Khanna), i.e. within 0.001% of the
-rows: for 2M arc_snr values, within 20 ranks of the exact quantile.
+Quantiles use `percentile_approx` with accuracy QUANTILE_ACCURACY = 10,000: Spark's
+Greenwald-Khanna summary guarantees the returned value's rank is within N / QUANTILE_ACCURACY of
+the exact rank, i.e. a rank error <= 1e-4 of the rows (for 2M arc_snr values, <= 200 ranks; the
+arc_snr_p50 bands are several percent wide). 100,000 cost ~1.5x the time for a 10x finer rank
+that no threshold can see.
 
 Distribution comparisons use the Kolmogorov-Smirnov statistic on binned CDFs (fixed physical bin
 edges, so one pass suffices). The binned statistic is a lower bound on the exact one; with 100
@@ -16,8 +26,10 @@ bins over each range the resolution is 1% of the range. Each KS value is also gi
 to the alpha = 0.001 critical value for its sample sizes, so one threshold (ratio <= 1) works for
 600 rows and for 12M rows alike.
 
-The physics invariants run `pipeline.physics_checks` on every injection row (vectorised, through
-a pandas UDF), so the gate and the injection tests share one definition.
+The physics invariants of `pipeline.physics_checks` run on every ok injection row as native Spark
+column expressions (`spark_*` below) that mirror the numpy functions operation by operation, with
+the same constants; tests/test_gate_physics_spark.py proves they agree (nan, inf, null, bounds,
+the seed's 1/1111 bug). No Python UDF runs on the rows.
 """
 
 from __future__ import annotations
@@ -29,13 +41,10 @@ import numpy as np
 from pipeline.physics_checks import (
     ARC_FLUX_RATIO_RANGE,
     MAGNIFICATION_RANGE,
-    arc_flux_ratio,
-    flux_is_consistent,
-    hlr_in_bank_filter,
-    magnification_is_physical,
+    NMGY_ZEROPOINT_AB,
 )
 
-QUANTILE_ACCURACY = 100_000
+QUANTILE_ACCURACY = 10_000
 QUANTILES = (5, 25, 50, 75, 95)
 #: Kolmogorov critical value c(alpha) for alpha = 0.001: sqrt(-ln(alpha / 2) / 2).
 KS_C_ALPHA = math.sqrt(-math.log(0.001 / 2) / 2)
@@ -58,32 +67,89 @@ HIST2D = {
     "arc_snr_vs_theta_e": (("theta_e_arcsec", 0.0, 3.0, 15, False), ("arc_snr", -2.0, 3.0, 25, True)),
     "arc_snr_vs_theta_over_psf": (("theta_e_arcsec / psf_fwhm_r", 0.0, 3.0, 15, False), ("arc_snr", -2.0, 3.0, 25, True)),
 }
+#: Histograms counted together in one packed key per row (job 2). Histograms of one group share
+#: their rows ("all" or ok injections); the number of distinct packed keys stays small because
+#: the members are functions of one or two variables (theta_E and arc_snr in the first group).
+HIST_GROUPS = (
+    ("inj", ("theta_e", "arc_snr", "arc_snr_vs_theta_e")),
+    ("inj", ("arc_snr_vs_theta_over_psf",)),
+    ("inj", ("magnification", "cosmos_hlr_arcsec")),
+    ("all", ("psfsize_r", "psfsize_g")),
+    ("all", ("psfsize_z", "psfdepth_r")),
+    ("all", ("lens_mag_r",)),
+)
+#: Packed key of a null cosmos_index (job 2 counts COSMOS use as one more keyed entry).
+_NULL_KEY = -(2**62)
+
+# --- physics invariants as Spark column expressions -------------------------------------------
+# They mirror pipeline.physics_checks operation by operation (same constants, same order of
+# floating-point operations). Spark semantics handled explicitly:
+# - NaN compares greater than every number in Spark SQL (numpy: every comparison with nan is
+#   false), so finiteness is tested first, as numpy's np.isfinite does;
+# - x / 0 is NULL in Spark (an error under ANSI mode; numpy: +-inf or nan, which fail
+#   np.isfinite): the division is guarded and its NULL fails the check;
+# - a NULL input is nan for the numpy functions (pandas na_value=nan): it fails the check.
+
+_INF = float("inf")
 
 
-def _physics_flags_udf(hlr_filter_arcsec):
-    """pandas UDF: bit 1 magnification unphysical, bit 2 arc flux inconsistent, bit 4 hlr outside
-    the bank filter; evaluated on ok injection rows only."""
-    import warnings
+def _finite(x):
+    from pyspark.sql import functions as F
 
-    import pandas as pd
-    from pyspark.sql.functions import PandasUDFType, pandas_udf
+    return x.isNotNull() & ~F.isnan(x) & (x != F.lit(_INF)) & (x != F.lit(-_INF))
 
+
+def _within(x, lo, hi):
+    """np.isfinite(x) & (x >= lo) & (x <= hi) with NULL as nan; never NULL."""
+    from pyspark.sql import functions as F
+
+    x = x.cast("double")
+    return F.coalesce(_finite(x) & (x >= F.lit(float(lo))) & (x <= F.lit(float(hi))), F.lit(False))
+
+
+def spark_source_flux_nmgy(src_mag):
+    """physics_checks.source_flux_nmgy: 10 ** ((NMGY_ZEROPOINT_AB - src_mag) / 2.5)."""
+    from pyspark.sql import functions as F
+
+    return F.pow(F.lit(10.0), (F.lit(float(NMGY_ZEROPOINT_AB)) - src_mag.cast("double")) / F.lit(2.5))
+
+
+def spark_arc_flux_ratio(arc_flux_nmgy, src_mag, magnification):
+    """physics_checks.arc_flux_ratio: arc flux / (source flux x magnification); NULL where numpy
+    gives +-inf or nan from a zero denominator."""
+    from pyspark.sql import functions as F
+
+    expected = spark_source_flux_nmgy(src_mag) * magnification.cast("double")
+    return F.when(expected != F.lit(0.0), arc_flux_nmgy.cast("double") / expected)
+
+
+def spark_flux_is_consistent(ratio, bounds=ARC_FLUX_RATIO_RANGE):
+    """physics_checks.flux_is_consistent."""
+    return _within(ratio, *bounds)
+
+
+def spark_magnification_is_physical(magnification, bounds=MAGNIFICATION_RANGE):
+    """physics_checks.magnification_is_physical."""
+    return _within(magnification, *bounds)
+
+
+def spark_hlr_in_bank_filter(hlr_arcsec, hlr_filter_arcsec):
+    """physics_checks.hlr_in_bank_filter."""
     lo, hi = hlr_filter_arcsec
+    return _within(hlr_arcsec, lo, hi)
 
-    def flags(mag, arc_flux_r, src_mag_r, hlr):
-        mu = mag.to_numpy(dtype=float, na_value=np.nan)
-        ratio = arc_flux_ratio(arc_flux_r.to_numpy(dtype=float, na_value=np.nan),
-                               src_mag_r.to_numpy(dtype=float, na_value=np.nan), mu)
-        out = (~magnification_is_physical(mu)).astype(np.int32)
-        out |= (~flux_is_consistent(ratio)).astype(np.int32) << 1
-        out |= (~hlr_in_bank_filter(hlr.to_numpy(dtype=float, na_value=np.nan), (lo, hi))).astype(np.int32) << 2
-        return pd.Series(out)
 
-    # explicit SCALAR type: this module uses postponed annotations, which Spark's type-hint
-    # inference cannot read
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pandas_udf(flags, "int", PandasUDFType.SCALAR)
+def physics_ok(hlr_filter_arcsec) -> dict:
+    """invariant -> Spark Column, true where the row satisfies it (on the contract's columns)."""
+    from pyspark.sql import functions as F
+
+    col = F.col
+    return {
+        "magnification": spark_magnification_is_physical(col("magnification")),
+        "arc_flux": spark_flux_is_consistent(
+            spark_arc_flux_ratio(col("arc_flux_r"), col("src_mag_r"), col("magnification"))),
+        "hlr": spark_hlr_in_bank_filter(col("cosmos_hlr_arcsec"), hlr_filter_arcsec),
+    }
 
 
 def _bin(expr, lo, hi, nbins, log):
@@ -109,30 +175,29 @@ def _r(x, nd=6):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(float(x), nd)
 
 
-def compute_profile(df, *, run_config, hlr_filter_arcsec, files_per_split: dict | None = None) -> dict:
-    """Profile of every row of `df` (contract columns; pixel columns are not read)."""
+def _summary_aggs(hlr_filter_arcsec) -> list:
+    """Job 1's per-split aggregates (the profile's part)."""
     from pyspark.sql import functions as F
 
     col = F.col
     inj_ok = (~col("is_control")) & col("cutout_ok")
-    scalar = df.select(*[c for c in df.columns if c not in ("image", "invvar", "arc", "maskbits")])
-    flags = _physics_flags_udf(hlr_filter_arcsec)(
-        col("magnification"), col("arc_flux_r"), col("src_mag_r"), col("cosmos_hlr_arcsec"))
     snr = F.when(inj_ok, col("arc_snr"))
     theta = F.when(inj_ok, col("theta_e_arcsec"))
 
-    # --- pass 1: per-split summary --------------------------------------------------------
     def frac_gt(t):
         return F.sum(F.when(snr > t, 1).otherwise(0)) / F.count(snr)
 
-    aggs = [
+    def n_failing(ok):
+        return F.sum((inj_ok & ~ok).cast("int"))
+
+    phys = physics_ok(hlr_filter_arcsec)
+    return [
         F.count(F.lit(1)).alias("rows"),
         F.sum(col("cutout_ok").cast("int")).alias("cutout_ok_rows"),
         F.sum(col("is_control").cast("int")).alias("control_rows"),
         F.sum(inj_ok.cast("int")).alias("injections_ok"),
         F.min(snr).alias("arc_snr_min"), F.max(snr).alias("arc_snr_max"),
         F.mean(snr).alias("arc_snr_mean"), F.stddev(snr).alias("arc_snr_std"),
-        F.percentile_approx(snr, [q / 100 for q in QUANTILES], QUANTILE_ACCURACY).alias("arc_snr_q"),
         frac_gt(1).alias("arc_snr_gt1_frac"), frac_gt(10).alias("arc_snr_gt10_frac"),
         frac_gt(50).alias("arc_snr_gt50_frac"),
         F.min(theta).alias("theta_e_min"), F.max(theta).alias("theta_e_max"), F.mean(theta).alias("theta_e_mean"),
@@ -143,53 +208,178 @@ def compute_profile(df, *, run_config, hlr_filter_arcsec, files_per_split: dict 
         F.mean(F.when(inj_ok, col("cosmos_hlr_arcsec"))).alias("cosmos_hlr_mean"),
         F.min(F.when(inj_ok, col("magnification"))).alias("magnification_min"),
         F.max(F.when(inj_ok, col("magnification"))).alias("magnification_max"),
-        F.percentile_approx(F.when(inj_ok, col("magnification")), 0.5, QUANTILE_ACCURACY).alias("magnification_p50"),
-        F.sum(F.when(inj_ok, F.lit(1)).otherwise(0) * (F.col("__flags").bitwiseAND(1) > 0).cast("int")).alias("mag_bad"),
-        F.sum(F.when(inj_ok, F.lit(1)).otherwise(0) * (F.col("__flags").bitwiseAND(2) > 0).cast("int")).alias("flux_bad"),
-        F.sum(F.when(inj_ok, F.lit(1)).otherwise(0) * (F.col("__flags").bitwiseAND(4) > 0).cast("int")).alias("hlr_bad"),
+        n_failing(phys["magnification"]).alias("mag_bad"),
+        n_failing(phys["arc_flux"]).alias("flux_bad"),
+        n_failing(phys["hlr"]).alias("hlr_bad"),
     ]
+
+
+def _quantiles(df) -> dict:
+    """Job 1b: arc_snr and magnification quantiles of the ok injection rows, per split.
+    percentile_approx is an object aggregate: Spark runs it without code generation, so it gets a
+    job of its own on two pre-filtered columns instead of slowing job 1's ~90 aggregates down."""
+    from pyspark.sql import functions as F
+
+    col = F.col
+    rows = (df.where((~col("is_control")) & col("cutout_ok"))
+            .groupBy("region_split")
+            .agg(F.percentile_approx("arc_snr", [q / 100 for q in QUANTILES], QUANTILE_ACCURACY).alias("arc_snr_q"),
+                 F.percentile_approx("magnification", 0.5, QUANTILE_ACCURACY).alias("magnification_p50"))
+            .collect())
+    return {r["region_split"]: r.asDict() for r in rows}
+
+
+def _summary(df, hlr_filter_arcsec, extra_aggs=()) -> dict:
+    """Jobs 1 and 1b: {split: aggregates}."""
     summary = {r["region_split"]: r.asDict() for r in
-               scalar.withColumn("__flags", F.when(inj_ok, flags)).groupBy("region_split").agg(*aggs).collect()}
+               df.groupBy("region_split").agg(*_summary_aggs(hlr_filter_arcsec), *extra_aggs).collect()}
+    quantiles = _quantiles(_scalar_frame(df))
+    for split, s in summary.items():
+        q = quantiles.get(split, {})
+        s["arc_snr_q"] = q.get("arc_snr_q")
+        s["magnification_p50"] = q.get("magnification_p50")
+    return summary
 
-    # --- pass 2: histograms -----------------------------------------------------------------
-    lo_t, hi_t = run_config.theta_e_min_arcsec, run_config.theta_e_max_arcsec
-    entries = [F.struct(F.lit("theta_e").alias("v"), F.when(inj_ok, _bin("theta_e_arcsec", lo_t, hi_t, THETA_E_BINS, False)).alias("b"))]
-    for name, (expr, lo, hi, nb, log, rows) in HISTOGRAMS.items():
-        b = _bin(expr, lo, hi, nb, log)
-        entries.append(F.struct(F.lit(name).alias("v"), (b if rows == "all" else F.when(inj_ok, b)).alias("b")))
+
+def _hist_specs(run_config) -> dict:
+    """histogram name -> (bin Column (NULL where the row has no value), number of bins)."""
+    specs = {"theta_e": (_bin("theta_e_arcsec", run_config.theta_e_min_arcsec, run_config.theta_e_max_arcsec,
+                              THETA_E_BINS, False), THETA_E_BINS)}
+    for name, (expr, lo, hi, nb, log, _) in HISTOGRAMS.items():
+        specs[name] = (_bin(expr, lo, hi, nb, log), nb)
     for name, ((ex, xlo, xhi, xn, xlog), (ey, ylo, yhi, yn, ylog)) in HIST2D.items():
-        b = _bin(ex, xlo, xhi, xn, xlog) * yn + _bin(ey, ylo, yhi, yn, ylog)
-        entries.append(F.struct(F.lit(name).alias("v"), F.when(inj_ok, b).alias("b")))
-    hist_rows = (scalar.select("region_split", col("is_control").alias("ctl"), F.explode(F.array(*entries)).alias("e"))
-                 .where(col("e.b").isNotNull()).groupBy("region_split", "ctl", "e.v", "e.b").count().collect())
-    sizes = {"theta_e": THETA_E_BINS, **{k: v[3] for k, v in HISTOGRAMS.items()},
-             **{k: v[0][3] * v[1][3] for k, v in HIST2D.items()}}
-    hist = {}
-    for r in hist_rows:
-        h = hist.setdefault(r["region_split"], {}).setdefault(r["v"], {
-            "control": [0] * sizes[r["v"]], "injection": [0] * sizes[r["v"]]})
-        h["control" if r["ctl"] else "injection"][r["b"]] = int(r["count"])
+        specs[name] = (_bin(ex, xlo, xhi, xn, xlog) * yn + _bin(ey, ylo, yhi, yn, ylog), xn * yn)
+    return specs
 
-    # --- pass 3: COSMOS reuse -----------------------------------------------------------------
-    reuse = {r["region_split"]: r for r in (
-        scalar.where(inj_ok).groupBy("region_split", "cosmos_index").count()
-        .groupBy("region_split").agg(F.count(F.lit(1)).alias("unique"), F.max("count").alias("max_uses")).collect())}
 
-    # --- pass 4: LRG leakage ------------------------------------------------------------------
-    per_lrg = scalar.groupBy("lrg_id").agg(
-        F.countDistinct("region_split").alias("n_splits"),
-        F.max(col("is_control").cast("int")).alias("any_ctl"),
-        F.min(col("is_control").cast("int")).alias("all_ctl"))
-    leak = per_lrg.agg(
-        F.sum((col("n_splits") > 1).cast("int")).alias("multi_split"),
-        F.sum(((col("any_ctl") == 1) & (col("all_ctl") == 0)).cast("int")).alias("shared"),
-        F.slice(F.collect_list(F.when(col("n_splits") > 1, col("lrg_id"))), 1, 3).alias("multi_ex"),
-        F.slice(F.collect_list(F.when((col("any_ctl") == 1) & (col("all_ctl") == 0), col("lrg_id"))), 1, 3).alias("shared_ex"),
-    ).first()
+def _histograms(df, run_config):
+    """Job 2: (hist {split: {name: {"control": [...], "injection": [...]}}},
+    reuse {split: {"unique": n, "max_uses": n}})."""
+    from pyspark.sql import functions as F
 
-    # --- assemble ----------------------------------------------------------------------------
+    col = F.col
+    inj_ok = (~col("is_control")) & col("cutout_ok")
+    specs = _hist_specs(run_config)
+    keys = []
+    for rows, names in HIST_GROUPS:
+        key = F.lit(0).cast("long")
+        for name in names:  # mixed radix; bin n (one past the last) marks "no value"
+            b, n = specs[name]
+            key = key * F.lit(n + 1) + F.coalesce(b, F.lit(n)).cast("long")
+        if rows == "inj":
+            key = F.when(inj_ok, key)
+        keys.append(key)
+    keys.append(F.when(inj_ok, F.coalesce(col("cosmos_index").cast("long"), F.lit(_NULL_KEY))))
+    counted = (df.select("region_split", col("is_control").alias("ctl"),
+                         F.posexplode(F.array(*keys)).alias("g", "k"))
+               .where(col("k").isNotNull()).groupBy("region_split", "ctl", "g", "k").count().collect())
+    sizes = {name: n for name, (_, n) in specs.items()}
+    hist, cosmos = {}, {}
+    for r in counted:
+        split, g, k, n = r["region_split"], r["g"], r["k"], int(r["count"])
+        if g == len(HIST_GROUPS):
+            uses = cosmos.setdefault(split, {})
+            uses[k] = uses.get(k, 0) + n
+            continue
+        label = "control" if r["ctl"] else "injection"
+        for name in reversed(HIST_GROUPS[g][1]):
+            size = sizes[name]
+            k, b = divmod(k, size + 1)
+            if b < size:
+                h = hist.setdefault(split, {}).setdefault(name, {"control": [0] * size, "injection": [0] * size})
+                h[label][b] += n
+    reuse = {split: {"unique": len(u), "max_uses": max(u.values())} for split, u in cosmos.items()}
+    return hist, reuse
+
+
+def _uniqueness_and_leakage(df, *, leakage: bool = True, n_examples: int = 3) -> dict:
+    """Job 3: duplicate task_id rows (exact) and, with `leakage`, LRGs in several splits and
+    LRGs that are both a control and an injection host. Every aggregate buffer is fixed-width
+    (the split enters as xxhash64 of its name, NULL stays NULL: min != max iff the LRG is in two
+    splits, as countDistinct(region_split) > 1 was), so Spark keeps a hash aggregate; a min/max
+    over the split *string* makes it a sort aggregate over 24M rows (~100 s on 12M rows)."""
+    from pyspark.sql import functions as F
+
+    col = F.col
+    h = F.xxhash64(col("task_id"))
+    if leakage:
+        entries = F.array(
+            F.struct(F.lit(0).alias("kind"), h.alias("key"), F.lit(None).cast("long").alias("s"),
+                     F.lit(None).cast("int").alias("c")),
+            F.struct(F.lit(1).alias("kind"), col("lrg_id").cast("long").alias("key"),
+                     F.when(col("region_split").isNotNull(), F.xxhash64(col("region_split"))).alias("s"),
+                     col("is_control").cast("int").alias("c")))
+        per_key = (df.select(F.inline(entries)).groupBy("kind", "key")
+                   .agg(F.count(F.lit(1)).alias("n"), F.min("s").alias("s0"), F.max("s").alias("s1"),
+                        F.min("c").alias("c0"), F.max("c").alias("c1")))
+        multi = (col("kind") == 1) & (col("s0") != col("s1"))
+        shared = (col("kind") == 1) & (col("c0") == 0) & (col("c1") == 1)
+        row = per_key.agg(
+            F.sum(F.when((col("kind") == 0) & (col("n") > 1), col("n"))).alias("dup_hash_rows"),
+            F.sum(multi.cast("int")).alias("multi_split"),
+            F.sum(shared.cast("int")).alias("shared"),
+            F.slice(F.collect_list(F.when(multi, col("key"))), 1, n_examples).alias("multi_ex"),
+            F.slice(F.collect_list(F.when(shared, col("key"))), 1, n_examples).alias("shared_ex"),
+        ).first().asDict()
+    else:
+        row = {"dup_hash_rows": df.groupBy(h.alias("key")).count().where(col("count") > 1)
+               .agg(F.sum("count")).first()[0]}
+    out = {"dup_rows": 0, "dup_examples": []}
+    if row["dup_hash_rows"]:  # rare: confirm on the task_id itself (exact, and gives examples)
+        dupes = df.groupBy("task_id").count().where(col("count") > 1)
+        out["dup_rows"] = int(dupes.agg(F.sum("count")).first()[0] or 0)
+        out["dup_examples"] = [r[0] for r in dupes.limit(n_examples).collect()] if out["dup_rows"] else []
+    if leakage:
+        out.update({"multi_split": int(row["multi_split"] or 0), "multi_ex": list(row["multi_ex"] or []),
+                    "shared": int(row["shared"] or 0), "shared_ex": list(row["shared_ex"] or [])})
+    return out
+
+
+def _scalar_frame(df):
+    return df.select(*[c for c in df.columns if c not in ("image", "invvar", "arc", "maskbits")])
+
+
+def compute_profile(df, *, run_config, hlr_filter_arcsec, files_per_split: dict | None = None) -> dict:
+    """Profile of every row of `df` (contract columns; pixel columns are not read)."""
+    scalar = _scalar_frame(df)
+    summary = _summary(scalar, hlr_filter_arcsec)
+    return _assemble(summary, *_histograms(scalar, run_config), _uniqueness_and_leakage(scalar),
+                     run_config=run_config, hlr_filter_arcsec=hlr_filter_arcsec, files_per_split=files_per_split)
+
+
+def profile_and_contract(df, *, run_config, hlr_filter_arcsec, files_per_split: dict | None = None,
+                         include_pixels: bool = True, n_examples: int = 3):
+    """(ContractResult, profile) with the row contract's counters fused into the profile's jobs:
+    job 1 counts every contract check per split in the same scan as the summary, job 3 checks
+    task_id uniqueness with the LRG leakage. Same results as check_row_contract + compute_profile."""
+    from pyspark.sql import functions as F
+
+    from pipeline.gate import row_contract
+
+    schema_errors = row_contract.schema_errors(df, include_pixels)
+    if row_contract.KEY_COLUMNS - set(df.columns):
+        return row_contract.ContractResult(False, -1, schema_errors, {}), None
+    preds = row_contract.row_predicates(run_config, df.columns)
+    contract_aggs = [F.sum(v.cast("long")).alias(f"__c{i}") for i, v in enumerate(preds.values())]
+    summary = _summary(df, hlr_filter_arcsec, contract_aggs)
+    scalar = _scalar_frame(df)
+    hist, reuse = _histograms(scalar, run_config)
+    uniq = _uniqueness_and_leakage(scalar, n_examples=n_examples)
+    counts = [sum(int(s[f"__c{i}"] or 0) for s in summary.values()) for i in range(len(preds))]
+    contract = row_contract.contract_result(
+        df, schema_errors, preds, counts, rows=sum(int(s["rows"]) for s in summary.values()),
+        dup_rows=uniq["dup_rows"], dup_examples=uniq["dup_examples"], n_examples=n_examples)
+    if contract.rows == 0:
+        return contract, None
+    prof = _assemble(summary, hist, reuse, uniq, run_config=run_config,
+                     hlr_filter_arcsec=hlr_filter_arcsec, files_per_split=files_per_split)
+    return contract, prof
+
+
+def _assemble(summary, hist, reuse, leak, *, run_config, hlr_filter_arcsec, files_per_split) -> dict:
+    lo_t, hi_t = run_config.theta_e_min_arcsec, run_config.theta_e_max_arcsec
     splits = {}
-    for split in sorted(summary):
+    for split in sorted(summary, key=str):
         s = summary[split]
         rows, inj = s["rows"], s["injections_ok"]
         h = hist.get(split, {})

@@ -5,7 +5,10 @@ Two layers:
 - every row-level rule is a named Spark predicate that is true on a *violating* row; all of them
   are counted in ONE aggregate pass (pandera's Spark backend runs one job per check per column,
   ~60 jobs here, which alone would blow the 60 s budget for 12M rows). Uniqueness of task_id
-  needs its own group-by. Example task_ids are fetched only for checks that failed.
+  needs its own group-by (on xxhash64(task_id), confirmed on task_id when a hash repeats).
+  Example task_ids are fetched only for checks that failed.
+The gate (`validate_dataset`) runs these counters inside the profile's jobs instead
+(`pipeline.gate.profile.profile_and_contract`): one scan of the rows for both.
 
 Check names (stable; the failure messages and validation.json use them):
   schema, unique_task_id, not_null:<col>, control_has_no_injection_params,
@@ -64,7 +67,11 @@ def pandera_schema(include_pixels: bool = True):
     )
 
 
-def _schema_errors(df, include_pixels: bool) -> list[str]:
+#: Without these columns no row rule can be evaluated.
+KEY_COLUMNS = frozenset({"task_id", "is_control", "cutout_ok", "lens_model", "cutout_error", "region_split"})
+
+
+def schema_errors(df, include_pixels: bool) -> list[str]:
     from pandera.config import ValidationDepth, config_context
 
     import pyspark.sql.types as T
@@ -86,6 +93,9 @@ def _schema_errors(df, include_pixels: bool) -> list[str]:
                     continue
             errors.append(f"{kind}: {item.get('error')}")
     return errors
+
+
+_schema_errors = schema_errors  # the name before the gate's fused scan
 
 
 def row_predicates(run_config: RunConfig, columns: list[str]) -> dict:
@@ -168,30 +178,36 @@ class ContractResult:
                 "checks": self.checks, "failures": self.failures()}
 
 
+def contract_result(df, schema_errors_: list[str], preds: dict, counts: list[int], *, rows: int,
+                    dup_rows: int, dup_examples: list, n_examples: int = 3) -> ContractResult:
+    """ContractResult from the violation counts of `preds` (in order); fetches example task_ids
+    of failed checks only."""
+    checks = {}
+    for n, (name, pred) in zip(counts, preds.items()):
+        examples = []
+        if n:
+            examples = [r[0] for r in df.filter(pred).select("task_id").limit(n_examples).collect()]
+        checks[name] = {"failed_rows": int(n), "examples": examples}
+    checks["unique_task_id"] = {"failed_rows": int(dup_rows), "examples": list(dup_examples) if dup_rows else []}
+    passed = not schema_errors_ and all(r["failed_rows"] == 0 for r in checks.values())
+    return ContractResult(passed, rows, schema_errors_, checks)
+
+
 def check_row_contract(df, run_config: RunConfig, *, include_pixels: bool = True, n_examples: int = 3) -> ContractResult:
     """Check every row of `df` (Spark DataFrame with region_split) against the contract."""
     from pyspark.sql import functions as F
 
-    schema_errors = _schema_errors(df, include_pixels)
-    needed = {"task_id", "is_control", "cutout_ok", "lens_model", "cutout_error", "region_split"}
-    if needed - set(df.columns):
+    from pipeline.gate.profile import _uniqueness_and_leakage
+
+    errors = schema_errors(df, include_pixels)
+    if KEY_COLUMNS - set(df.columns):
         # without these columns no row rule can be evaluated; the schema errors say why
-        return ContractResult(False, -1, schema_errors, {})
+        return ContractResult(False, -1, errors, {})
     preds = row_predicates(run_config, df.columns)
     aggs = [F.count(F.lit(1)).alias("__rows")]
     aggs += [F.sum(v.cast("long")).alias(f"c{i}") for i, v in enumerate(preds.values())]
     row = df.agg(*aggs).first()
-    rows = int(row["__rows"])
-    checks = {}
-    for i, (name, pred) in enumerate(preds.items()):
-        n = int(row[f"c{i}"] or 0)
-        examples = []
-        if n:
-            examples = [r[0] for r in df.filter(pred).select("task_id").limit(n_examples).collect()]
-        checks[name] = {"failed_rows": n, "examples": examples}
-    dupes = df.groupBy("task_id").count().filter(F.col("count") > 1)
-    dup_rows = dupes.agg(F.sum("count")).first()[0] or 0
-    checks["unique_task_id"] = {"failed_rows": int(dup_rows),
-                                "examples": [r[0] for r in dupes.limit(n_examples).collect()] if dup_rows else []}
-    passed = not schema_errors and all(r["failed_rows"] == 0 for r in checks.values())
-    return ContractResult(passed, rows, schema_errors, checks)
+    uniq = _uniqueness_and_leakage(df, leakage=False, n_examples=n_examples)
+    return contract_result(df, errors, preds, [int(row[f"c{i}"] or 0) for i in range(len(preds))],
+                           rows=int(row["__rows"]), dup_rows=uniq["dup_rows"], dup_examples=uniq["dup_examples"],
+                           n_examples=n_examples)

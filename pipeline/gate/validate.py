@@ -95,7 +95,7 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
                      build_report: bool = True) -> GateResult:
     """Gate a dataset: every row against the contract, the profile against the variant's suite."""
     from pipeline.gate import profile as profile_mod
-    from pipeline.gate import row_contract, suites
+    from pipeline.gate import suites
 
     thresholds = load_thresholds(variant)
     manifest = datasets.read_manifest(manifest_uri)
@@ -107,15 +107,14 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
 
     spark = spark or local_spark()
     df = datasets.read_rows(spark, ds)
-    log.info("row contract on %s", ds.data_uri)
-    contract = row_contract.check_row_contract(df, run_config)
+    log.info("row contract + profile on %s", ds.data_uri)
+    # one scan of the rows for the contract's counters and the profile's summary (see profile.py)
+    contract, prof = profile_mod.profile_and_contract(df, run_config=run_config, hlr_filter_arcsec=hlr_filter,
+                                                      files_per_split=ds.files_per_split())
     if contract.rows == 0:
         raise InputError(ds.data_uri, "the dataset has no rows")
     if contract.rows < 0:  # key columns missing: nothing to profile
         raise InputError(ds.data_uri, "; ".join(contract.schema_errors) or "not a Phase 4c dataset")
-    log.info("profile")
-    prof = profile_mod.compute_profile(df, run_config=run_config, hlr_filter_arcsec=hlr_filter,
-                                       files_per_split=ds.files_per_split())
     log.info("suites (%s)", thresholds.variant)
     out = Path(out_dir) if not storage.is_s3(out_dir) else Path("/tmp/dhs_validation") / Path(out_dir).name
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,134 @@
+"""A real Airflow for the DAG tests: a session-wide AIRFLOW_HOME (SQLite) under pytest's tmp dir,
+our dags/ and plugins/, examples off, `airflow db migrate` run once.
+
+Use it with `pytest_plugins = ["tests.airflow_fixtures"]`. DAG runs go through `airflow dags test`
+in a subprocess (as `dhs demo` does), so the run parses the DAG files exactly as a deployment does
+and the test process never has to import Airflow with the right config; task and run states are
+read back from the SQLite metadata DB with sqlite3.
+
+The fixture also exports the same environment into this process (before anything imports
+airflow), so the in-process DagBag/Params checks of test_dag_import.py see the same config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
+PIPELINE_DAG = "dhs_phase4_pipeline"
+CONSUMER_DAG = "dhs_training_consumer"
+
+
+@dataclass
+class DagRunResult:
+    dag_id: str
+    run_id: str
+    state: str
+    tasks: dict[str, str]
+    returncode: int
+    log: Path
+    seconds: float
+    conf: dict = field(default_factory=dict)
+
+    def log_tail(self, n: int = 80) -> str:
+        lines = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+
+    def explain(self) -> str:
+        return f"run {self.run_id} state={self.state} tasks={self.tasks}\n--- log tail ({self.log}) ---\n{self.log_tail()}"
+
+
+@dataclass
+class AirflowHome:
+    home: Path
+    #: allowed local output root of every run (DHS_ALLOWED_OUTPUT_ROOTS)
+    out_root: Path
+    env: dict
+
+    @property
+    def db(self) -> Path:
+        return self.home / "airflow.db"
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with sqlite3.connect(self.db) as con:
+            return con.execute(sql, args).fetchall()
+
+    def run_dag(self, conf: dict, *, dag_id: str = PIPELINE_DAG, extra_env: dict | None = None,
+                timeout: float = 900, log_name: str | None = None) -> DagRunResult:
+        """`airflow dags test DAG -c conf`; returns the run's state and every task's state."""
+        env = {**self.env, **(extra_env or {})}
+        before = {r[0] for r in self.query("SELECT run_id FROM dag_run WHERE dag_id = ?", (dag_id,))}
+        log_path = self.home / f"{log_name or dag_id}-{int(time.time() * 1000)}.log"
+        t0 = time.time()
+        with open(log_path, "w") as log:
+            proc = subprocess.run([AIRFLOW_BIN, "dags", "test", dag_id, "-c", json.dumps(conf)], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, timeout=timeout, cwd=self.out_root)
+        seconds = time.time() - t0
+        runs = [r for r in self.query("SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id", (dag_id,))
+                if r[0] not in before]
+        if not runs:
+            raise AssertionError(f"`airflow dags test {dag_id}` made no DAG run (exit {proc.returncode}):\n"
+                                 + "\n".join(log_path.read_text(errors="replace").splitlines()[-80:]))
+        run_id, state = runs[-1]
+        tasks = dict(self.query("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                                (dag_id, run_id)))
+        return DagRunResult(dag_id, run_id, state, tasks, proc.returncode, log_path, seconds, conf)
+
+    def asset_events(self, asset_name: str) -> list[dict]:
+        rows = self.query(
+            "SELECT e.extra, e.source_dag_id, e.source_run_id FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE a.name = ? ORDER BY e.id", (asset_name,))
+        return [{"extra": json.loads(extra or "{}"), "source_dag_id": dag, "source_run_id": run} for extra, dag, run in rows]
+
+
+def base_env(home: Path, out_root: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {
+        **env,
+        # each `airflow dags test` is a fresh interpreter importing Airflow: without bytecode caches
+        # it recompiles ~2,500 modules (~10 s); keep the caches out of the venv
+        "PYTHONPYCACHEPREFIX": os.environ.get("PYTHONPYCACHEPREFIX", "/tmp/dhs_pycache"),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "DHS_DOCS_ROOT": str(out_root),
+        "DHS_ALLOWED_OUTPUT_ROOTS": str(out_root),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "/tmp/dhs_numba_cache"),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+    }
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory) -> AirflowHome:
+    home = tmp_path_factory.mktemp("airflow_home")
+    out_root = tmp_path_factory.mktemp("airflow_out").resolve()
+    env = base_env(home, out_root)
+    if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(home):
+        # Too late to configure this process; the subprocess runs are unaffected.
+        print("warning: airflow was imported before the airflow_home fixture; in-process config may differ")
+    for key in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
+                "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__CORE__UNIT_TEST_MODE", "DHS_ALLOWED_OUTPUT_ROOTS",
+                "DHS_DOCS_ROOT"):
+        os.environ[key] = env[key]
+    plugins = str(REPO / "plugins")
+    if plugins not in sys.path:
+        sys.path.append(plugins)  # what Airflow does for the plugins folder
+    proc = subprocess.run([AIRFLOW_BIN, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"airflow db migrate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return AirflowHome(home, out_root, env)

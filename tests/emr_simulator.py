@@ -1,0 +1,229 @@
+"""A stand-in for the EMR cluster behind moto, for the DAG's EMR-backend tests.
+
+moto accepts `run_job_flow` / `add_job_flow_steps` / `terminate_job_flows` but never runs a step:
+its steps stay PENDING/RUNNING forever. The simulator is a thread in the test process (where
+ThreadedMotoServer keeps moto's backend) that watches moto's clusters and, for every step the DAG
+submitted, does what the real Spark step would leave on S3, then marks the step COMPLETED (or
+FAILED when the test asks for a failure):
+
+- inject (`emr_steps/inject.py --output D ...`): uploads a small factory dataset
+  (tests/gate_factories.py: clean, or with one named defect) to D/phase4c/;
+- compact (`emr_steps/compact.py --output D`): copies D/phase4c/ to D/compacted/<stamp>/ and
+  writes D/CURRENT, as the real compaction's atomic switch does;
+- validate (`emr_steps/validate.py --dataset D --variant V --out O`): runs the real
+  `pipeline.gate.validate.validate_dataset` (local Spark) on the LOCAL copy of the same rows with
+  suite V (local Spark has no S3 connector), then records the dataset as the real step would see
+  it on S3: its URI, data URI and the content checksum computed by `pipeline.gate.datasets` over
+  the S3 objects (ETags), so promotion re-checks exactly those objects; uploads O/validation.json.
+
+Everything the DAG does (create the cluster, submit, wait with deferrable sensors, terminate, gate,
+promote) goes through moto's HTTP API; only "running the step" is simulated.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+def _arg(args: list[str], flag: str) -> str | None:
+    for i, a in enumerate(args[:-1]):
+        if a == flag:
+            return args[i + 1]
+    return None
+
+
+def step_kind(args: list[str]) -> str | None:
+    for a in args:
+        for kind in ("inject", "compact", "validate"):
+            if a.endswith(f"emr_steps/{kind}.py"):
+                return kind
+    return None
+
+
+def all_clusters() -> dict:
+    """Every cluster moto holds, whatever account/region its server filed it under (behind a
+    custom endpoint, moto's server does not always see the client's region)."""
+    from moto.emr.models import emr_backends
+
+    out = {}
+    for account in list(emr_backends.keys()):
+        for region in list(emr_backends[account].keys()):
+            out.update(emr_backends[account][region].clusters)
+    return out
+
+
+class StepExit(Exception):
+    """The simulated step's entry script exited non-zero (its output may still be written)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(f"exit {code}: {message}")
+        self.code = code
+
+
+@dataclass
+class SubmittedStep:
+    cluster_id: str
+    step_id: str
+    name: str
+    jar: str
+    args: list[str]
+    kind: str | None
+    final_state: str = ""
+    error: str = ""
+
+    def cmdline(self) -> str:
+        return shlex.join(self.args)
+
+
+@dataclass
+class EmrSimulator:
+    endpoint_url: str
+    region: str
+    spark: object
+    #: which factory dataset the "inject" step produces: None (clean) or a gate_factories defect name
+    defect: str | None = None
+    #: step kinds to mark FAILED (without writing their outputs)
+    fail_kinds: set = field(default_factory=set)
+    poll_seconds: float = 0.2
+    steps: list[SubmittedStep] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="emr-simulator", daemon=True)
+        self._seen: set[str] = set()
+        self._work = Path(tempfile.mkdtemp(prefix="dhs_emr_sim_"))
+        self._local_case: tuple[Path, Path] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "EmrSimulator":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ------------------------------------------------------------------ moto
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for cluster_id, cluster in all_clusters().items():
+                    for step in list(cluster.steps):
+                        if step.id in self._seen or step.state not in ("PENDING", "RUNNING"):
+                            continue
+                        self._seen.add(step.id)
+                        self._run(cluster_id, step)
+            except Exception:  # noqa: BLE001 - keep watching; the test reports it
+                self.errors.append(traceback.format_exc())
+            self._stop.wait(self.poll_seconds)
+
+    def _run(self, cluster_id: str, step) -> None:
+        from moto.core.utils import utcnow
+
+        args = [str(a) for a in step.args]
+        rec = SubmittedStep(cluster_id, step.id, step.name, step.jar, args, step_kind(args))
+        self.steps.append(rec)
+        step.state = "RUNNING"
+        step.start_date_time = utcnow()
+        state = "COMPLETED"
+        if rec.kind in self.fail_kinds:
+            state = "FAILED"
+            rec.error = "failure requested by the test"
+        else:
+            try:
+                getattr(self, f"_do_{rec.kind}")(args)
+            except StepExit as exc:
+                state = "FAILED"
+                rec.error = str(exc)
+            except Exception:  # noqa: BLE001 - a crashing step is a FAILED step, as on EMR
+                state = "FAILED"
+                rec.error = traceback.format_exc()
+                self.errors.append(rec.error)
+        step.end_date_time = utcnow()
+        rec.final_state = state
+        step.state = state
+
+    # ------------------------------------------------------------------ S3 helpers
+
+    def s3(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def _upload_tree(self, local: Path, uri: str) -> None:
+        from pipeline import storage
+
+        bucket, key = storage.split_s3(uri)
+        client = self.s3()
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            client.upload_file(str(path), bucket, f"{key.rstrip('/')}/{path.relative_to(local).as_posix()}")
+
+    def local_case(self) -> tuple[Path, Path]:
+        """(dataset D, manifest M) written locally by tests/gate_factories.py, once."""
+        if self._local_case is None:
+            from tests.gate_factories import make_case
+
+            self._local_case = make_case(self._work, self.defect)
+        return self._local_case
+
+    # ------------------------------------------------------------------ the steps
+
+    def _do_None(self, args):  # noqa: N802 - an unknown step: EMR would run it; we refuse to guess
+        raise RuntimeError(f"the simulator does not know this step: {args}")
+
+    def _do_inject(self, args: list[str]) -> None:
+        output = _arg(args, "--output")
+        dataset, _ = self.local_case()
+        self._upload_tree(dataset / "phase4c", f"{output.rstrip('/')}/phase4c")
+
+    def _do_compact(self, args: list[str]) -> None:
+        from pipeline import storage
+
+        output = _arg(args, "--output").rstrip("/")
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        bucket, key = storage.split_s3(output)
+        client = self.s3()
+        src = f"{key}/phase4c/"
+        listing = client.list_objects_v2(Bucket=bucket, Prefix=src).get("Contents", [])
+        if not listing:
+            raise RuntimeError(f"nothing to compact under {output}/phase4c")
+        for obj in listing:
+            client.copy_object(Bucket=bucket, Key=f"{key}/compacted/{stamp}/{obj['Key'][len(src):]}",
+                               CopySource={"Bucket": bucket, "Key": obj["Key"]})
+        client.put_object(Bucket=bucket, Key=f"{key}/CURRENT", Body=json.dumps({"data": f"compacted/{stamp}"}).encode())
+
+    def _do_validate(self, args: list[str]) -> None:
+        from pipeline import storage
+        from pipeline.gate import datasets
+        from pipeline.gate.validate import validate_dataset
+
+        dataset_uri, variant, out = _arg(args, "--dataset"), _arg(args, "--variant"), _arg(args, "--out")
+        local_dataset, local_manifest = self.local_case()
+        local_out = self._work / f"validation_{variant}"
+        validate_dataset(str(local_dataset), manifest_uri=str(local_manifest), variant=variant, out_dir=str(local_out),
+                         spark=self.spark, build_docs=False, build_report=False)
+        doc = json.loads((local_out / "validation.json").read_text())
+        on_s3 = datasets.open_dataset(dataset_uri)  # what the real step would have opened
+        doc["dataset"].update({"uri": on_s3.dataset_uri, "data_uri": on_s3.data_uri,
+                               "content_checksum": datasets.content_checksum(on_s3.files), "files": len(on_s3.files)})
+        doc["simulated_by"] = "tests/emr_simulator.py (rows validated locally; checksum over the S3 objects)"
+        storage.write_bytes(storage.join(out, "validation.json"), json.dumps(doc, indent=1, default=str).encode())
+        if not doc["passed"]:
+            # emr_steps/validate.py exits 1 when the gate fails: EMR marks such a step FAILED
+            raise StepExit(1, "gate FAILED:\n  " + "\n  ".join(doc["failures"]))
