@@ -20,6 +20,10 @@ RUN pip install --no-cache-dir uv==0.13.9 \
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY emr_steps ./emr_steps
+# The suites go into the wheel too (pyproject data-files -> <prefix>/share/dark-halo-scope/
+# expectations), so the gate finds them even where docker-compose's mount and
+# DHS_EXPECTATIONS_DIR are absent (EMR nodes install the same wheel).
+COPY expectations ./expectations
 RUN uv pip install --system --no-cache --no-deps .
 
 WORKDIR /opt/airflow

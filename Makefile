@@ -7,7 +7,7 @@ STAMP := $(VENV)/.synced-$(shell cat requirements.lock pyproject.toml 2>/dev/nul
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 
-.PHONY: env test demo bench clean-demo lock
+.PHONY: env test demo bench clean-demo lock browser
 
 env: $(STAMP)
 
@@ -20,8 +20,23 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.synced-*
 	@touch $(STAMP)
 
-test: env
+test: env browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium from Debian's packages for the browser test (tests/test_browser_ui.py; no
+# browser is downloaded by Playwright). Installed when missing and we are root; otherwise the
+# command to run is printed and the browser test skips, saying why.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium (Debian package) for the browser test"; \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)) \
+	  || echo "WARNING: apt-get could not install chromium; the browser test will skip"; \
+	else \
+	  echo "NOTE: $(CHROMIUM) missing; the browser test will skip. Install it with: sudo apt-get install -y chromium"; \
+	fi
 
 demo: env
 	$(BIN)/dhs demo --out $(DEMO_DIR)

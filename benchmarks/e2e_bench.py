@@ -9,6 +9,8 @@ step definition EMR runs) on a small synthetic survey, stamps/s and core-seconds
 2. `dhs inject --force` --runs times; per run: wall time of the command (JVM start included) and
    the step's own inject+write time (`_dhs_dataset.json` timing.inject_write_s: the Spark job
    that injects and writes the Parquet rows, excluding JVM start and input checks).
+   The workers' CPU split (rendering / Arrow conversion / total, from emr_steps.inject's
+   DHS_PARTITION_TIMING lines) is recorded per run: CPU seconds do not depend on the load.
 3. core-seconds per stamp = inject_write_s x cores / tasks (all of the master's cores are
    counted busy for the whole job: an upper bound on what the stamps cost). With two task
    counts A < B, also the marginal cost (t_B - t_A) x cores / (B - A): the per-stamp cost with
@@ -71,15 +73,21 @@ def main(argv=None) -> int:
         for _ in range(args.runs):
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
-            _dhs("inject", "--manifest", str(manifest), "--coadd-cache-prefix", str(survey / "coadd"),
+            proc = _dhs("inject", "--manifest", str(manifest), "--coadd-cache-prefix", str(survey / "coadd"),
                  "--bank", str(bank / "cosmos_bank.h5"), "--output", str(w / "dataset"), "--run-config", "demo",
                  "--master", args.master, "--force")
             wall = time.perf_counter() - t0
             meta = json.loads((w / "dataset" / "phase4c" / "_dhs_dataset.json").read_text())
             rows = sum(meta["rows_per_split"].values())
             job = meta["timing"]["inject_write_s"]
+            # the Python workers' own account (emr_steps.inject logs one line per partition):
+            # CPU seconds rendering, converting to Arrow, and in total
+            parts = [dict(kv.split("=") for kv in line.split()[1:])
+                     for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("DHS_PARTITION_TIMING")]
+            worker = {k: round(sum(float(p_.get(k, 0)) for p_ in parts), 2)
+                      for k in ("cpu_s", "inject_cpu_s", "arrow_cpu_s", "wall_s")}
             runs.append({"load_avg_1m": round(load, 2), "wall_s": round(wall, 1), "inject_write_s": job, "rows": rows,
-                         "bytes": meta.get("bytes"),
+                         "bytes": meta.get("bytes"), "partitions": len(parts), "python_workers": worker,
                          "stamps_per_s_job": round(rows / job, 2), "core_s_per_stamp": round(job * cores / rows, 4)})
         med_job = statistics.median(r["inject_write_s"] for r in runs)
         rows = runs[-1]["rows"]

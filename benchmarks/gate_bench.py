@@ -28,35 +28,65 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results" / "gate.json"
 
 
-def build_table(spark, path: Path, rows: int) -> None:
+def table_config():
+    """The run config the table is drawn from and gated against (production). Every configured range
+    in the table comes from it: a table drawn from hard-coded ranges went stale when
+    pipeline/configs/production.yaml moved src_dmag from 1-3 to 4-6.5 (commit 878840f), and the
+    gate then failed row_contract/src_dmag_in_config_range on it - in the runs that loaded the new
+    config only, because the config changed while a benchmark was running."""
+    from pipeline.config import load_run_config
+
+    return load_run_config("production")
+
+
+def table_key(cfg) -> str:
+    """Names the table after what it depends on, so a config change builds a new one."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps([TABLE_VERSION, cfg.to_dict()], sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+#: Bump when build_table's columns or distributions change.
+TABLE_VERSION = 2
+
+
+def build_table(spark, path: Path, rows: int, cfg) -> None:
+    """12M rows shaped like a production dataset that passes the production suite: values drawn
+    inside the run config's ranges and the physics invariants (magnification 1-200, arc flux =
+    0.97 x source flux x magnification), written as compaction writes (zstd, ~100 MB files)."""
     from pyspark.sql import functions as F
 
     from pipeline.contract import SCALAR_COLUMNS
+    from pipeline.dataset import METADATA_FILE
 
-    if (path / "_SUCCESS").exists():
+    if (path / METADATA_FILE).exists():
         return
     r = lambda seed: F.rand(seed)  # noqa: E731
     n = F.randn
     df = spark.range(rows).withColumn("u", r(1))
     split = F.when(F.col("u") < 0.2, "train").when(F.col("u") < 0.67, "val").otherwise("test")
-    ctl = (F.col("id") % 2) == 0
+    ctl = (F.col("id") % 2) == 0  # control_frac 0.5 in every split (production config)
     inj = lambda e: F.when(~ctl, e)  # noqa: E731
+    th_lo, th_hi = cfg.theta_e_min_arcsec, cfg.theta_e_max_arcsec
+    dm_lo, dm_hi = cfg.src_dmag_min, cfg.src_dmag_max
     cols = {
         "task_id": F.concat(F.lit("t"), F.col("id").cast("string")), "run_id": F.lit("bench"),
-        "variant": F.lit("v5_cosmos_production"), "experiment_id": F.lit("train_stamp64_bandsgrz_cosmos"),
+        "variant": F.lit(cfg.variant), "experiment_id": F.lit(cfg.experiment_id),
         "pipeline_version": F.lit("bench"), "task_seed": F.col("id") * 7919, "region_split": split,
         "region_id": (F.col("id") % 1000), "brickname": F.concat(F.lit("b"), (F.col("id") % 5000).cast("string")),
         "lrg_id": F.col("id"), "ra": r(2) * 360, "dec": r(3) * 60 - 30, "lens_mag_r": 17.5 + r(4) * 3,
         "psfsize_r": 1.0 + r(5) * 0.6, "psfsize_g": 1.1 + r(6) * 0.6, "psfsize_z": 0.9 + r(7) * 0.6,
         "psfdepth_r": 23.9 + n(8) * 0.3, "is_control": ctl,
         "lens_model": F.when(ctl, "CONTROL").otherwise("SIE"),
-        "theta_e_arcsec": inj(0.5 + r(9) * 2.0), "lens_e1": inj(r(10) * 0.4 - 0.2), "lens_e2": inj(r(11) * 0.4 - 0.2),
+        "theta_e_arcsec": inj(th_lo + r(9) * (th_hi - th_lo)),
+        "lens_e1": inj(r(10) * 0.4 - 0.2), "lens_e2": inj(r(11) * 0.4 - 0.2),
         "shear_gamma1": inj(n(12) * 0.05), "shear_gamma2": inj(n(13) * 0.05),
         "lens_x_arcsec": inj(n(14) * 0.05), "lens_y_arcsec": inj(n(15) * 0.05),
         "cosmos_index": inj((r(16) * 20000).cast("long")), "cosmos_hlr_arcsec": inj(0.15 + r(17) * 0.75),
         "src_x_arcsec": inj(n(18) * 0.3), "src_y_arcsec": inj(n(19) * 0.3), "src_phi_rad": inj(r(20) * 3.14),
-        "src_dmag": inj(1 + r(21) * 2), "moffat_beta": inj(F.lit(3.5)),
-        "magnification": inj(F.exp(F.log(F.lit(6.0)) + n(22) * 0.5)),
+        "src_dmag": inj(dm_lo + r(21) * (dm_hi - dm_lo)), "moffat_beta": inj(F.lit(float(cfg.moffat_beta))),
+        # >= 1 by construction (a lognormal around 6 alone dips below 1 in ~1e-4 of 12M rows)
+        "magnification": inj(1 + F.exp(F.log(F.lit(5.0)) + n(22) * 0.5)),
         "arc_snr": inj(F.exp(F.log(F.lit(4.2)) + n(23) * 1.0)), "arc_masked_frac": inj(r(24) * 0.05),
         "cutout_ok": F.lit(True), "cutout_error": F.lit(None).cast("string"), "bad_pixel_frac": r(25) * 0.02,
     }
@@ -69,27 +99,34 @@ def build_table(spark, path: Path, rows: int) -> None:
         df = df.withColumn(f"arc_flux_{b}", inj(F.pow(F.lit(10.0), (22.5 - F.col(f"src_mag_{b}")) / 2.5)
                                                  * F.col("magnification") * 0.97))
     df = df.withColumn("arc_snr_peak", inj(F.col("arc_snr") / 4))
-    df.select(*SCALAR_COLUMNS).repartition(24, "region_split").write.mode("overwrite") \
-        .partitionBy("region_split").parquet(str(path))
+    # round-robin, then by split: ~12 files per split, as compaction leaves them (a repartition on
+    # region_split alone made one 0.4-1 GB file per split)
+    df.select(*SCALAR_COLUMNS).repartition(max(1, rows // 1_000_000)).write.mode("overwrite") \
+        .option("compression", "zstd").partitionBy("region_split").parquet(str(path))
+    meta = {"run_config": cfg.to_dict(), "hlr_filter_arcsec": [0.1, 1.0], "note": "gate benchmark table"}
+    (path / METADATA_FILE).write_text(json.dumps(meta, indent=1, default=str))
 
 
 def run_gate(spark, root: Path, manifest: Path):
     """The gate as validate_dataset runs it: row contract and profile fused into three Spark jobs
     (pipeline.gate.profile.profile_and_contract), then the GX suites over the profile."""
-    from pipeline.config import load_run_config
     from pipeline.gate import datasets, suites
     from pipeline.gate.profile import profile_and_contract
     from pipeline.gate.thresholds import load_thresholds
 
     t0 = time.perf_counter()
+    JOB_TIMES.clear()
     ds = datasets.open_dataset(str(root), with_digest=False)
+    manifest_doc = datasets.read_manifest_counts(str(manifest))
+    # the config the table was made with, from its metadata, as validate_dataset reads it
+    cfg = datasets.run_config_for(ds.metadata, manifest_doc["json"], "production")
     df = datasets.read_rows(spark, ds)
-    cfg = load_run_config("production")
-    contract, prof = profile_and_contract(df, run_config=cfg, hlr_filter_arcsec=(0.1, 1.0),
+    contract, prof = profile_and_contract(df, run_config=cfg,
+                                          hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, manifest_doc["json"]),
                                           files_per_split=ds.files_per_split(), include_pixels=False)
     t1 = time.perf_counter()
     th = load_thresholds("production")
-    frames = suites.metrics_frames(prof, datasets.read_manifest(str(manifest))["tasks_per_split"], th)
+    frames = suites.metrics_frames(prof, manifest_doc["tasks_per_split"], th)
     results = suites.run_suites(*frames, th, with_drift=False)
     t2 = time.perf_counter()
     failed = [r["name"] for r in results if not r["success"]] + [k for k, v in contract.checks.items() if v["failed_rows"]]
@@ -178,22 +215,23 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "dhs_gate_bench"))
     p.add_argument("--cores", default="2")
     args = p.parse_args(argv)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
+    from pipeline.spark_session import get_spark
 
-    spark = (SparkSession.builder.master(f"local[{args.cores}]").appName("gate-bench")
-             .config("spark.sql.shuffle.partitions", "8").config("spark.ui.enabled", "false")
-             .config("spark.driver.memory", "4g").getOrCreate())
+    # the project's session factory (as `dhs validate` gets it); the bench only fixes the cores,
+    # a bigger driver heap (the baseline caches 1M rows) and no UI
+    spark = get_spark("gate-bench", f"local[{args.cores}]",
+                      conf={"spark.driver.memory": "4g", "spark.ui.enabled": "false"})
     spark.sparkContext.setLogLevel("ERROR")
     load_before = os.getloadavg()[0]
-    work = Path(args.workdir) / f"rows_{args.rows}"
+    cfg = table_config()
+    work = Path(args.workdir) / f"rows_{args.rows}_{table_key(cfg)}"
     data = work / "phase4c"
     t = time.perf_counter()
-    build_table(spark, data, args.rows)
+    build_table(spark, data, args.rows, cfg)
     build_s = time.perf_counter() - t
     counts = {r["region_split"]: r["count"] for r in spark.read.parquet(str(data)).groupBy("region_split").count().collect()}
     (work / "manifest").mkdir(exist_ok=True)
-    (work / "manifest" / "manifest.json").write_text(json.dumps({"task_counts_per_split": counts}))
+    (work / "manifest" / "manifest.json").write_text(json.dumps({"tasks_per_split": counts}))
 
     _time_jobs()
     runs = [run_gate(spark, work, work / "manifest") for _ in range(args.runs)]

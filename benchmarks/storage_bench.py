@@ -1,7 +1,6 @@
 """Storage benchmark (not a test): bytes per stamp of the pixel columns (image, invvar, arc,
 maskbits) and read-and-decode stamps/s, for the way we write them now, the seed's way, and
-candidate encodings for the <= 40 KB target (SPEC 10). MEASURES ONLY: nothing here changes the
-data contract or the writers.
+the BYTE_STREAM_SPLIT reference, against the <= 40 KB target (SPEC 10). Measures only.
 
   .venv/bin/python -m benchmarks.storage_bench [--rows 400] [--dataset D/phase4c] [--repeats 3]
                                                [--invvar-scatter 0.05]
@@ -13,20 +12,19 @@ rows controls with a null arc), so it runs on a fresh clone; with --dataset, the
 first --rows rows of an existing Phase 4c/compacted Parquet dataset (e.g. a `make demo` output).
 
 Encodings (each writes one Parquet file holding only the 4 pixel columns; bytes = file size / rows):
-  current      pyarrow Parquet, zstd level 3 (Spark's parquet-mr default), the contract's flat
-               list<float32> / list<int32> columns, dictionary on (as Spark does)
+  raw          unrounded pixels, pyarrow Parquet zstd level 3, flat list<float32>/list<int32>,
+               dictionary on (how the rows were written before pipeline.pixels): lossless
   seed         gzip Parquet, one binary column per array holding np.savez_compressed(array)
-  bss          current + BYTE_STREAM_SPLIT on the float columns (lossless)
-  q16+bss      image and arc rounded to a power-of-two step <= sigma/16 per band and stamp
-               (sigma = 1/sqrt(median positive invvar of that band in the stamp)): every value
-               moves by <= step/2 <= sigma/32, adds variance <= step^2/12 <= sigma^2/3072
-               (+0.016% in sigma); invvar rounded to 11 significant bits (relative error <=
-               2^-12 = 0.024%); BYTE_STREAM_SPLIT + zstd 3. The rounded values are still float32:
-               readers need no change, the contract's dtypes stay.
-  abs+bss      image and arc rounded to the absolute step 2^-14 nmgy = 6.1e-5 (half of it bounds
-               the change: 3.1e-5 nmgy), finer than DR10's own 1e-4 nmgy quantum (docs/physics.md),
-               invvar as above, BYTE_STREAM_SPLIT + zstd 3
-  q16+bss+z9   q16+bss with zstd level 9
+               (the seed's layout), of the unrounded pixels: lossless
+  stored       what the pipeline writes now: pipeline.pixels (image and arc on the 2^-14 nmgy
+               grid, |change| <= 3.05e-5 nmgy; invvar to 11 significant bits, relative change
+               <= 2^-12; maskbits exact), zstd 3, dictionary on, no BYTE_STREAM_SPLIT: what
+               Spark's parquet-mr writes (pipeline.dataset.SPARK_PARQUET_OPTIONS)
+  stored+bss   stored with BYTE_STREAM_SPLIT on the float columns and dictionary off (pyarrow
+               can; parquet-mr 1.13 through Spark cannot): the reference for a future writer
+With --dataset, the rows are read as stored; when the dataset predates pipeline.pixels (no
+`pixel_quantization` in its _dhs_dataset.json) they are the raw rows and "stored" rounds them.
+The dataset's own bytes per row (all columns, as written by Spark) are reported beside.
 Read-and-decode: pyarrow reads the file and every pixel column becomes a numpy [rows, ...] array
 (seed: np.load of every blob); median of --repeats, stamps/s on one core.
 
@@ -63,6 +61,7 @@ NB, N = 3, 64
 
 def rows_in_memory(n: int) -> dict[str, list]:
     from benchmarks.injection_bench import build_tasks
+    from pipeline.injection import task as task_mod
     from pipeline.injection.task import inject_task
 
     from tests.injection_fixtures import make_brick
@@ -75,7 +74,12 @@ def rows_in_memory(n: int) -> dict[str, list]:
             t["lens_model"] = "CONTROL"
         if k % 3 == 0:  # a fresh noise realisation every 3 tasks (3 usable LRGs per brick):
             brick = make_brick(seed=1000 + k, psfsize_maps=False)  # no two stamps share pixels
-        recs.append(inject_task(t, brick, bank, ctx))
+        stored = task_mod.quantize_record
+        task_mod.quantize_record = lambda r: r  # the unrounded pixels: the lossless baselines
+        try:
+            recs.append(inject_task(t, brick, bank, ctx))
+        finally:
+            task_mod.quantize_record = stored
     return {c: [r[c] for r in recs] for c in PIXEL_COLUMNS}
 
 
@@ -94,57 +98,28 @@ def rows_from_dataset(path: str, n: int) -> dict[str, list]:
 
 # ------------------------------------------------------------------ quantizers
 
-def _pow2_floor(x: np.ndarray) -> np.ndarray:
-    return np.exp2(np.floor(np.log2(x)))
+def to_stored(rows: dict[str, list]) -> tuple[dict[str, list], dict]:
+    """pipeline.pixels applied to raw rows, and the measured worst-case changes."""
+    from pipeline.pixels import quantize_image, quantize_invvar
 
-
-def band_steps_sigma(invvar: np.ndarray, frac: float = 1 / 16) -> np.ndarray:
-    """Per band: the largest power of two <= frac * sigma, sigma from the median positive invvar."""
-    iv = invvar.reshape(NB, -1)
-    steps = np.empty(NB)
-    for b in range(NB):
-        pos = iv[b][iv[b] > 0]
-        sigma = 1.0 / np.sqrt(np.median(pos)) if pos.size else 1.0
-        steps[b] = _pow2_floor(frac * sigma)
-    return steps
-
-
-def quantize(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """round(v / step) * step per band, in float32 (exact: steps are powers of two)."""
-    v = values.reshape(NB, -1).astype(np.float64)
-    q = np.round(v / steps[:, None]) * steps[:, None]
-    return q.astype(np.float32).ravel()
-
-
-def round_mantissa(values: np.ndarray, bits: int = 11) -> np.ndarray:
-    """float32 rounded to `bits` significant bits (relative error <= 2^-bits)."""
-    v = np.asarray(values, dtype=np.float32)
-    m, e = np.frexp(v.astype(np.float64))
-    return np.ldexp(np.round(m * 2.0**bits) / 2.0**bits, e).astype(np.float32)
-
-
-def transform(rows: dict[str, list], mode: str) -> tuple[dict[str, list], dict]:
-    """Quantized copy of the rows and the measured worst-case changes."""
     out = {c: list(v) for c, v in rows.items()}
-    worst = {"image_max_abs_over_sigma": 0.0, "arc_max_abs_over_sigma": 0.0, "invvar_max_rel": 0.0,
-             "image_max_abs_nmgy": 0.0}
+    worst = {"image_max_abs_nmgy": 0.0, "arc_max_abs_nmgy": 0.0, "image_max_abs_over_sigma": 0.0,
+             "invvar_max_rel": 0.0}
     for i in range(len(rows["image"])):
         img, iv, arc = rows["image"][i], rows["invvar"][i], rows["arc"][i]
         if img is None:
             continue
-        steps = band_steps_sigma(iv) if mode == "q16" else np.full(NB, 2.0**-14)
-        sig = 1.0 / np.sqrt(np.array([np.median(b[b > 0]) if (b > 0).any() else 1.0 for b in iv.reshape(NB, -1)]))
-        qi = quantize(img, steps)
+        qi = quantize_image(img)
         d = np.abs(qi.astype(float) - img).reshape(NB, -1).max(axis=1)
-        worst["image_max_abs_over_sigma"] = max(worst["image_max_abs_over_sigma"], float((d / sig).max()))
+        sig = 1.0 / np.sqrt(np.array([np.median(b[b > 0]) if (b > 0).any() else 1.0 for b in iv.reshape(NB, -1)]))
         worst["image_max_abs_nmgy"] = max(worst["image_max_abs_nmgy"], float(d.max()))
+        worst["image_max_abs_over_sigma"] = max(worst["image_max_abs_over_sigma"], float((d / sig).max()))
         out["image"][i] = qi
         if arc is not None:
-            qa = quantize(arc, steps)
-            da = np.abs(qa.astype(float) - arc).reshape(NB, -1).max(axis=1)
-            worst["arc_max_abs_over_sigma"] = max(worst["arc_max_abs_over_sigma"], float((da / sig).max()))
+            qa = quantize_image(arc)
+            worst["arc_max_abs_nmgy"] = max(worst["arc_max_abs_nmgy"], float(np.abs(qa.astype(float) - arc).max()))
             out["arc"][i] = qa
-        qv = round_mantissa(iv)
+        qv = quantize_invvar(iv)
         pos = iv > 0
         if pos.any():
             worst["invvar_max_rel"] = max(worst["invvar_max_rel"], float(np.abs(qv[pos] / iv[pos] - 1).max()))
@@ -182,7 +157,7 @@ def table_npz(rows: dict[str, list]) -> pa.Table:
 
 def write(table: pa.Table, path: Path, compression: str, level: int | None, bss: bool) -> None:
     kw = {}
-    if bss:
+    if bss:  # (pyarrow refuses BYTE_STREAM_SPLIT on dictionary-encoded columns)
         kw["column_encoding"] = {f"{c}.list.element": "BYTE_STREAM_SPLIT" for c in ("image", "invvar", "arc")}
         kw["use_dictionary"] = ["maskbits.list.element"]
     pq.write_table(table, path, compression=compression, compression_level=level, **kw)
@@ -246,31 +221,37 @@ def main(argv=None) -> int:
                           for v in rows["invvar"]]
     n = len(rows["image"])
     n_inj = sum(a is not None for a in rows["arc"])
-    q16, worst16 = transform(rows, "q16")
-    qabs, worst_abs = transform(rows, "abs")
+    meta, dataset_bytes_per_row = None, None
+    if args.dataset:
+        from pipeline.dataset import read_metadata
+
+        meta = read_metadata(args.dataset)
+        if meta and meta.get("rows"):
+            dataset_bytes_per_row = round(meta["bytes"] / meta["rows"])
+    already_stored = bool(meta and meta.get("pixel_quantization"))
+    if already_stored:
+        stored, worst = rows, {"note": "rows read as stored; no raw pixels to compare"}
+    else:
+        stored, worst = to_stored(rows)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         w = Path(tmp)
-        lists = table_lists(rows)
-        results["current"] = measure("current", lists, read_lists, w, args.repeats, n,
+        if not already_stored:
+            results["raw"] = measure("raw", table_lists(rows), read_lists, w, args.repeats, n,
                                      compression="zstd", level=3, bss=False)
-        results["seed"] = measure("seed", table_npz(rows), read_npz, w, args.repeats, n,
-                                  compression="gzip", level=None, bss=False)
-        results["bss"] = measure("bss", lists, read_lists, w, args.repeats, n, compression="zstd", level=3, bss=True)
-        t16 = table_lists(q16)
-        results["q16+bss"] = measure("q16bss", t16, read_lists, w, args.repeats, n, compression="zstd", level=3, bss=True)
-        results["abs+bss"] = measure("absbss", table_lists(qabs), read_lists, w, args.repeats, n,
-                                     compression="zstd", level=3, bss=True)
-        results["q16+bss+z9"] = measure("q16bssz9", t16, read_lists, w, args.repeats, n,
-                                        compression="zstd", level=9, bss=True)
+            results["seed"] = measure("seed", table_npz(rows), read_npz, w, args.repeats, n,
+                                      compression="gzip", level=None, bss=False)
+        ts = table_lists(stored)
+        results["stored"] = measure("stored", ts, read_lists, w, args.repeats, n, compression="zstd", level=3, bss=False)
+        results["stored+bss"] = measure("storedbss", ts, read_lists, w, args.repeats, n, compression="zstd", level=3, bss=True)
     load1 = os.getloadavg()
+    from pipeline.pixels import STORAGE_QUANTIZATION
+
     bounds = {
-        "current": "lossless", "seed": "lossless", "bss": "lossless",
-        "q16+bss": f"image/arc: |change| <= step/2 <= sigma/32 per pixel (measured max {worst16['image_max_abs_over_sigma']:.4f} sigma "
-                   f"image, {worst16['arc_max_abs_over_sigma']:.4f} sigma arc); invvar relative <= 2^-12 (measured {worst16['invvar_max_rel']:.2e})",
-        "abs+bss": f"image/arc: |change| <= 2^-15 nmgy = 3.05e-5 (measured {worst_abs['image_max_abs_nmgy']:.2e}; "
-                   f"{worst_abs['image_max_abs_over_sigma']:.4f} sigma); invvar relative <= 2^-12",
-        "q16+bss+z9": "as q16+bss",
+        "raw": "lossless", "seed": "lossless",
+        "stored": f"image/arc |change| <= {STORAGE_QUANTIZATION['image']['max_abs_error_nmgy']:.3g} nmgy, invvar relative "
+                  f"<= {STORAGE_QUANTIZATION['invvar']['max_rel_error']:.3g}, maskbits exact; measured {worst}",
+        "stored+bss": "as stored",
     }
     for k, v in results.items():
         v["bound"] = bounds[k]
@@ -280,7 +261,7 @@ def main(argv=None) -> int:
         "host": platform.node(), "cpus": os.cpu_count(),
         "load_avg_start": [round(x, 2) for x in load0], "load_avg_end": [round(x, 2) for x in load1],
         "rows": n, "injections": n_inj, "source": args.dataset or "in-memory fixtures (inject_task)",
-        "invvar_scatter": args.invvar_scatter,
+        "invvar_scatter": args.invvar_scatter, "dataset_bytes_per_row_all_columns": dataset_bytes_per_row,
         "pyarrow": pa.__version__, "results": results, "target_kb": 40,
     }
     path = Path(args.out)
@@ -292,6 +273,8 @@ def main(argv=None) -> int:
         c = v["column_bytes_per_stamp"]
         print(f"  {k:12s} {v['kb_per_stamp']:9.1f} {c['image'] / 1000:7.1f} {c['invvar'] / 1000:7.1f} "
               f"{c['arc'] / 1000:7.1f} {c['maskbits'] / 1000:6.2f} {v['read_decode_stamps_per_s']:10.0f}")
+    if dataset_bytes_per_row:
+        print(f"  the dataset as written (all columns, _dhs_dataset.json bytes / rows): {dataset_bytes_per_row / 1000:.1f} KB/row")
     print(f"written {path}")
     return 0
 

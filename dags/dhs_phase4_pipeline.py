@@ -19,11 +19,13 @@ from airflow.providers.amazon.aws.operators.emr import (
 )
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk import DAG, Param, TriggerRule, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from dhs_airflow.gate import DhsGateOperator
 from dhs_airflow.local_spark import LocalSparkSubmitOperator
 from dhs_airflow.plan import DEFAULTS, STEPS, plan_run
-from dhs_airflow.promote import TRAINING_DATASET, promote_dataset
+from dhs_airflow.promote import promote_dataset
+from pipeline.errors import InputError
 
 with DAG(
     dag_id="dhs_phase4_pipeline",
@@ -71,7 +73,10 @@ with DAG(
     @task(multiple_outputs=True)
     def plan(params=None, run_id=None):
         """Resolve the form into step definitions for both backends (fails early on bad input)."""
-        return plan_run(dict(params), airflow_run_id=run_id)
+        try:
+            return plan_run(dict(params), airflow_run_id=run_id)
+        except InputError as exc:  # a bad form value: no retry, nothing started
+            raise AirflowFailException(f"refused before anything ran: {exc}") from None
 
     run_plan = plan()
 

@@ -26,6 +26,7 @@ import logging
 import math
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -104,17 +105,25 @@ def run(argv: list[str] | None = None, *, before_switch: Callable[[str], None] |
     counted = {r["region_split"]: int(r["count"]) for r in df.groupBy("region_split").count().collect()}
     if counted != {k: v for k, v in rows_meta.items() if v}:
         raise InputError(source, f"rows per split on disk {counted} differ from its {ds.METADATA_FILE} {rows_meta}")
-    for split, n_files in sorted(files_per_split.items()):
+    def write_split(split: str, n_files: int) -> None:
         part = df.where(F.col("region_split") == split).drop("region_split")
         # range partitions on task_id: each file is one contiguous, sorted task_id range, so
-        # the layout is a function of the rows alone (and readers can skip files by task_id)
+        # the layout is a function of the rows alone (and readers can skip files by task_id).
+        # One file needs no range boundaries: coalesce instead of a sampled range shuffle (which
+        # reads the pixel rows twice and shuffles them once).
+        part = part.coalesce(1) if n_files == 1 else part.repartitionByRange(n_files, "task_id")
         (
-            part.repartitionByRange(n_files, "task_id")
-            .sortWithinPartitions("task_id")
+            part.sortWithinPartitions("task_id")
             .write.mode("overwrite")  # only ever our own new prefix (checked above)
-            .option("compression", args.compression)
+            .options(**{**ds.SPARK_PARQUET_OPTIONS, "compression": args.compression})
             .parquet(storage.to_spark(storage.join(target, f"region_split={split}")))
         )
+
+    # the splits are independent jobs: submitted together, a one-file split does not leave the
+    # other cores idle while it is written
+    with ThreadPoolExecutor(max_workers=max(1, len(files_per_split))) as pool:
+        for fut in [pool.submit(write_split, s, n) for s, n in sorted(files_per_split.items())]:
+            fut.result()
     write_s = time.perf_counter() - t0
 
     # ---- verify against the source before anything points at the new data

@@ -39,14 +39,12 @@ if __name__ == "__main__" and not __package__:  # spark-submit runs this file as
 
 from pipeline import storage
 from pipeline.errors import InputError
+from pipeline.manifest import MANIFEST_COLUMNS
 
 log = logging.getLogger("dhs.inject")
 
 #: Output rows per Arrow batch handed back to Spark (one row holds ~200 kB of pixels).
 OUT_BATCH_ROWS = 32
-#: Columns the step itself needs from the manifest (the injection core checks the rest per row).
-REQUIRED_TASK_COLUMNS = ("task_id", "brickname", "region_split")
-
 
 class StepFailed(RuntimeError):
     """The step ran but its output cannot be trusted (e.g. a row-count mismatch); exit 1."""
@@ -109,11 +107,23 @@ def inject_partition(batches: Iterable, *, settings: Mapping[str, Any]) -> Itera
     schema = spark_arrow_schema()
     bank = _bank(settings["bank_uri"])
     prefix, bands = settings["coadd_prefix"], tuple(cfg.bands)
+    # where a partition's time goes (Python side), logged once per partition: rendering vs
+    # Arrow conversion vs waiting for the JVM to take the batches (the rest of the wall time)
+    # (CPU seconds of this process: on a shared machine wall seconds measure the neighbours)
+    clock = {"inject_s": 0.0, "arrow_s": 0.0, "tasks": 0, "bricks": 0, "t0": time.perf_counter(),
+             "cpu0": time.process_time()}
 
     def emit(brickname, tasks):
+        t0 = time.process_time()
         records = _brick_records(brickname, tasks, bank, ctx, prefix, bands)
-        for i in range(0, len(records), OUT_BATCH_ROWS):
-            yield records_to_batch(records[i : i + OUT_BATCH_ROWS], schema)
+        t1 = time.process_time()
+        batches_out = [records_to_batch(records[i : i + OUT_BATCH_ROWS], schema)
+                       for i in range(0, len(records), OUT_BATCH_ROWS)]
+        clock["inject_s"] += t1 - t0
+        clock["arrow_s"] += time.process_time() - t1
+        clock["tasks"] += len(tasks)
+        clock["bricks"] += 1
+        yield from batches_out
 
     current, pending = None, []
     for batch in batches:
@@ -125,9 +135,20 @@ def inject_partition(batches: Iterable, *, settings: Mapping[str, Any]) -> Itera
             pending.append(task)
     if pending:
         yield from emit(current, pending)
+    wall = time.perf_counter() - clock["t0"]
+    print(f"DHS_PARTITION_TIMING tasks={clock['tasks']} bricks={clock['bricks']} wall_s={wall:.2f} "
+          f"cpu_s={time.process_time() - clock['cpu0']:.2f} inject_cpu_s={clock['inject_s']:.2f} "
+          f"arrow_cpu_s={clock['arrow_s']:.2f} pid={os.getpid()}", file=sys.stderr)
 
 
 # ============================================================================ driver side
+
+
+def default_partitions(shuffle_partitions: int, parallelism: int, bricks: int) -> int:
+    """Partitions of the task table: enough for ~4 per core so the last ones to finish are short,
+    never more than one per brick (a brick is read once, by one partition), never fewer than
+    spark.sql.shuffle.partitions asks for."""
+    return max(1, shuffle_partitions, min(bricks, 4 * max(1, parallelism)))
 
 
 def _manifest_info(parent: str) -> dict[str, Any]:
@@ -163,14 +184,17 @@ def _check_tasks(spark, manifest: dict) -> dict[str, int]:
         df = spark.read.parquet(storage.to_spark(where))
     except Exception as exc:  # noqa: BLE001 - Spark raises AnalysisException & co
         raise InputError(where, f"cannot read the manifest with Spark: {exc}") from None
-    missing = [c for c in REQUIRED_TASK_COLUMNS if c not in df.columns]
+    # Every manifest column, not only the ones this step reads: a task without its lens or
+    # source parameters would otherwise become a failed row instead of stopping the step.
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
-        raise InputError(where, f"manifest lacks column(s) {missing}")
+        raise InputError(f"{where}: {missing[0]}", f"manifest lacks column(s) {missing}")
     stats = df.agg(
         F.count(F.lit(1)).alias("rows"),
         F.countDistinct("task_id").alias("ids"),
         F.sum(F.col("task_id").isNull().cast("int")).alias("null_ids"),
         F.sum(F.col("brickname").isNull().cast("int")).alias("null_bricks"),
+        F.countDistinct("brickname").alias("bricks"),
     ).first()
     if stats["rows"] == 0:
         raise InputError(where, "manifest has no tasks")
@@ -182,6 +206,7 @@ def _check_tasks(spark, manifest: dict) -> dict[str, int]:
     declared = {s: n for s, n in manifest["tasks_per_split"].items() if n}
     if per_split != declared:
         raise InputError(where, f"tasks per split {per_split} differ from manifest.json {declared}")
+    manifest["bricks"] = int(stats["bricks"])
     return per_split
 
 
@@ -239,7 +264,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         ds.remove_metadata(paths.data)  # first: a crash below must not leave an old "complete" marker
 
     # ---- inject
-    n_parts = args.num_partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    n_parts = args.num_partitions or default_partitions(
+        int(spark.conf.get("spark.sql.shuffle.partitions")), spark.sparkContext.defaultParallelism, manifest["bricks"])
     # Keep one writer per split open instead of sorting ~200 kB pixel rows by region_split
     # before the write (Spark adds that sort for partitionBy otherwise).
     spark.conf.set("spark.sql.maxConcurrentOutputFileWriters", "8")
@@ -253,8 +279,11 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     tasks_df = spark.read.parquet(storage.to_spark(manifest["parquet"]))
     rows = (
         # an explicit partition count: AQE would otherwise coalesce the (small) task table into
-        # a handful of partitions and leave most cores idle during the (expensive) injection
-        tasks_df.repartition(n_parts, "brickname")
+        # a handful of partitions and leave most cores idle during the (expensive) injection.
+        # By range of brickname, not hash: partitions hold similar task counts (hashing put 10
+        # of the demo's 24 bricks into one of 4 partitions, which then ran alone on one core),
+        # and a brick still lives in exactly one partition (all its rows share the key).
+        tasks_df.repartitionByRange(n_parts, "brickname")
         .sortWithinPartitions("brickname", "task_id")
         .mapInArrow(partial(inject_partition, settings=settings), spark_schema())
     )
@@ -262,7 +291,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     (
         rows.write.mode("overwrite")
         .partitionBy("region_split")
-        .option("compression", args.compression)
+        .options(**{**ds.SPARK_PARQUET_OPTIONS, "compression": args.compression})
         .parquet(paths.data_spark)
     )
     inject_s = time.perf_counter() - t_inject

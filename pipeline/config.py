@@ -7,6 +7,7 @@ A run config is a YAML file (see `pipeline/configs/`). Loading checks every valu
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from pipeline.errors import InputError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 SPLITS = ("train", "val", "test")
+#: Comma-separated local roots and/or s3:// prefixes that runs may write under (the DAG's plan
+#: task reads the same variable). A typo in an output prefix must fail, not write somewhere else.
+OUTPUT_ROOTS_ENV = "DHS_ALLOWED_OUTPUT_ROOTS"
 
 
 @dataclass(frozen=True)
@@ -155,3 +159,37 @@ def parse_bands(text: str, source: str = "--bands") -> tuple[str, ...]:
         hint = " (write bands comma-separated, e.g. g,r,z)" if len(bands) == 1 and len(bands[0]) > 1 else ""
         raise InputError(source, f"unknown band(s) {bad or list(bands)}{hint}; allowed: {','.join(BANDS)}")
     return bands
+
+
+def allowed_output_roots(default: str | None = None) -> list[str]:
+    """The configured output roots ($DHS_ALLOWED_OUTPUT_ROOTS, else `default`); [] = no limit."""
+    raw = os.environ.get(OUTPUT_ROOTS_ENV)
+    if raw is None:
+        raw = default or ""
+    return [r.strip() for r in raw.split(",") if r.strip()]
+
+
+def check_output_prefix(prefix: str, source: str = "output prefix", roots: list[str] | None = None) -> str:
+    """Refuse an output location outside the allowed roots (InputError naming `source`).
+
+    s3://, s3a:// and s3n:// spellings of one object are the same place; local paths are resolved
+    first, so `root/../elsewhere` is outside. A root matches whole path components only:
+    root `s3://b/runs` does not admit `s3://b/runs-old`. Returns the normalised prefix."""
+    from pipeline import storage  # noqa: PLC0415 - storage is light, but config must import first
+
+    roots = allowed_output_roots() if roots is None else roots
+    prefix = str(prefix)
+    if not roots:
+        return prefix
+    if storage.is_s3(prefix):
+        normal = storage.to_s3(prefix).rstrip("/")
+        for root in (storage.to_s3(r).rstrip("/") for r in roots if storage.is_s3(r)):
+            if normal == root or normal.startswith(root + "/"):
+                return normal
+    else:
+        path = Path(prefix).resolve()
+        for root in (Path(r).resolve() for r in roots if not storage.is_s3(r)):
+            if path == root or root in path.parents:
+                return str(path)
+    raise InputError(source, f"{prefix!r} is outside the allowed output roots {roots} "
+                             f"(set {OUTPUT_ROOTS_ENV} to change them)")

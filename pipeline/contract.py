@@ -69,7 +69,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("psfsize_z", _F64, "arcsec FWHM", "survey PSF FWHM in z at the stamp centre"),
     Column("psfdepth_r", _F64, "AB mag", "r-band 5-sigma point-source depth at the LRG"),
     # label
-    Column("is_control", pa.bool_(), "", "true: untouched cutout, no injection"),
+    Column("is_control", pa.bool_(), "", "true: the cutout with no injection"),
     Column("lens_model", pa.string(), "", "SIE for injections, CONTROL for controls"),
     # lens
     Column("theta_e_arcsec", _F64, "arcsec", "SIE Einstein radius", True, True),
@@ -106,9 +106,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("cutout_error", pa.string(), "", "reason the task failed; null when cutout_ok", True),
     Column("bad_pixel_frac", _F64, "", "fraction of stamp pixels with invvar <= 0 or bad maskbits", True),
     # pixels
-    Column("image", _F32_STAMP, "nmgy/pixel", "LRG cutout plus arc, [band, y, x]", True),
-    Column("invvar", _F32_STAMP, "1/nmgy^2", "inverse variance, [band, y, x]", True),
-    Column("arc", _F32_STAMP, "nmgy/pixel", "the injected arc alone (PSF-convolved), [band, y, x]", True, True),
+    Column("image", _F32_STAMP, "nmgy/pixel", "LRG cutout plus arc, [band, y, x]; on the 2^-14 nmgy grid (pipeline.pixels)", True),
+    Column("invvar", _F32_STAMP, "1/nmgy^2", "inverse variance, [band, y, x]; 11 significant bits (pipeline.pixels)", True),
+    Column("arc", _F32_STAMP, "nmgy/pixel", "the injected arc alone (PSF-convolved), [band, y, x]; on the 2^-14 nmgy grid", True, True),
     Column("maskbits", _I32_MASK, "bits", "DR10 maskbits, [y, x]", True),
 )
 

@@ -3,8 +3,10 @@
 Rows are contract records (dicts or a DataFrame with the contract's columns). Colour: R = z,
 G = r, B = g, each band asinh-stretched with one common softening so colours stay comparable
 between stamps. The contour is the arc's footprint as used by arc_snr (r-band arc >= 10% of its
-peak, pipeline.injection.metrics). Captions: theta_E, source r mag, arc_snr, magnification and the
-r-band PSF FWHM; controls are labelled CONTROL; failed rows show their error.
+peak, pipeline.injection.metrics). The "arc only" panel beside each stamp has its own stretch
+(arc_panel; its top is printed on the panel), so faint arcs stay visible. Captions: theta_E,
+source r mag, arc_snr, magnification and the r-band PSF FWHM; controls are labelled CONTROL;
+failed rows show their error.
 """
 
 from __future__ import annotations
@@ -40,6 +42,18 @@ def grz_composite(image: np.ndarray, bands: Sequence[str] = BANDS, softening: fl
     top = max_nmgy if max_nmgy is not None else np.percentile(rgb, 99.7)
     top = max(float(top), 10 * softening)
     return np.clip(np.arcsinh(rgb / softening) / np.arcsinh(top / softening), 0.0, 1.0)
+
+
+def arc_panel(arc: np.ndarray, bands: Sequence[str] = BANDS) -> tuple[np.ndarray, float]:
+    """(RGB, top nmgy) of the arc alone on its own stretch: the composite's stretch is set by the
+    LRG, tens to thousands of times brighter than a faint arc, which then shows as black. The
+    softening scales with the arc's top too, so a faint arc is not pushed into the linear part."""
+    weighted = np.stack([arc[i] * BAND_WEIGHTS.get(b, 1.0) for i, b in enumerate(bands)])
+    top = float(np.percentile(weighted.max(axis=0), 99.7))
+    if not top > 0:
+        top = float(weighted.max()) if weighted.max() > 0 else 1.0
+    softening = min(ASINH_SOFTENING_NMGY, top / 10)
+    return grz_composite(arc, bands, softening=softening, max_nmgy=top), top
 
 
 def caption(row: Mapping) -> str:
@@ -80,7 +94,7 @@ def render_gallery(rows: Sequence[Mapping], out_png: str, ncols: int = 4, title:
     n = max(1, len(rows))
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    # each stamp gets two panels: the grz stamp (LRG + arc) and the arc alone on the same stretch
+    # each stamp gets two panels: the grz stamp (LRG + arc) and the arc alone on its own stretch
     fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(3.6 * ncols, 2.25 * nrows), squeeze=False,
                              gridspec_kw={"wspace": 0.02, "hspace": 0.45})
     r_index = list(bands).index("r") if "r" in bands else 0
@@ -96,8 +110,10 @@ def render_gallery(rows: Sequence[Mapping], out_png: str, ncols: int = 4, title:
             if arc is not None and arc[r_index].max() > 0:
                 ax.contour(arc[r_index], levels=[FOOTPRINT_PEAK_FRACTION * arc[r_index].max()],
                            colors=["cyan"], linewidths=0.7, origin="lower")
-                ax_arc.imshow(grz_composite(arc, bands, max_nmgy=top), origin="lower", interpolation="nearest")
-                ax_arc.text(2, 2, "arc only", color="white", fontsize=6)
+                rgb, arc_top = arc_panel(arc, bands)
+                ax_arc.imshow(rgb, origin="lower", interpolation="nearest")
+                ax_arc.text(2, 2, f"arc only, own stretch\n(top {arc_top:.2g} vs {top:.2g} nmgy)", color="white",
+                            fontsize=5.5)
         ax.text(0.0, 1.03, caption(row), transform=ax.transAxes, fontsize=7, va="bottom", ha="left")
     if title:
         fig.suptitle(title, fontsize=10)

@@ -72,6 +72,8 @@ from scipy.special import ndtri
 from pipeline import storage
 from pipeline.config import SPLITS, RunConfig
 from pipeline.errors import InputError
+from pipeline.survey.lrg_table import REQUIRED_COLUMNS as LRG_COLUMNS
+from pipeline.survey.lrg_table import validate_lrg_table
 
 MANIFEST_FORMAT_VERSION = 1
 #: Radius of the "inside the caustic" disc in units of sqrt(q) theta_E (see module docstring).
@@ -79,8 +81,8 @@ CAUSTIC_RADIUS_FACTOR = 0.8
 #: Normal draws are clipped at this many sigma.
 CLIP_SIGMA = 3.0
 
-#: LRG table columns the manifest needs.
-LRG_REQUIRED = ("lrg_id", "brickname", "ra", "dec", "mag_r", "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_r")
+#: LRG table columns the manifest needs (the survey's contract: pipeline.survey.lrg_table).
+LRG_REQUIRED = tuple(LRG_COLUMNS)
 
 #: Columns of the manifest, in order. All but replicate, src_gr and src_rz are contract columns.
 MANIFEST_COLUMNS = (
@@ -161,28 +163,8 @@ def n_controls_for(n_lrg: int, control_frac: float, replicates: int) -> int:
 
 
 def _validate_lrg(lrg: pd.DataFrame, source: str) -> pd.DataFrame:
-    if not isinstance(lrg, pd.DataFrame):
-        raise InputError(source, f"expected a pandas DataFrame, got {type(lrg).__name__}")
-    missing = [c for c in LRG_REQUIRED if c not in lrg.columns]
-    if missing:
-        raise InputError(f"{source}: {missing[0]}", f"LRG table lacks column(s) {missing}; it has {list(lrg.columns)}")
-    if len(lrg) == 0:
-        raise InputError(source, "LRG table is empty")
-    if not pd.api.types.is_integer_dtype(lrg["lrg_id"]):
-        raise InputError(f"{source}: lrg_id", f"must be integers, got dtype {lrg['lrg_id'].dtype}")
-    if lrg["lrg_id"].duplicated().any():
-        dup = lrg.loc[lrg["lrg_id"].duplicated(), "lrg_id"].iloc[0]
-        raise InputError(f"{source}: lrg_id", f"not unique (e.g. {dup} appears more than once)")
-    for col, lo, hi in (("ra", -360.0, 360.0), ("dec", -90.0, 90.0)):
-        v = pd.to_numeric(lrg[col], errors="coerce").to_numpy(float)
-        bad = ~np.isfinite(v) | (v < lo) | (v > hi)
-        if bad.any():
-            raise InputError(f"{source}: {col}", f"{int(bad.sum())} value(s) missing or outside [{lo}, {hi}]")
-    mag = pd.to_numeric(lrg["mag_r"], errors="coerce").to_numpy(float)
-    if not np.isfinite(mag).all():
-        raise InputError(f"{source}: mag_r", f"{int((~np.isfinite(mag)).sum())} missing or non-finite value(s)")
-    if lrg["brickname"].isna().any():
-        raise InputError(f"{source}: brickname", "missing value(s)")
+    """The survey's LRG-table check (one definition of the table), then a canonical order."""
+    validate_lrg_table(lrg, source)
     # a canonical order makes everything below independent of the input's row order
     return lrg.sort_values("lrg_id", kind="mergesort").reset_index(drop=True)
 

@@ -187,7 +187,7 @@ def write_dataset(c: dict, root: Path, *, files_per_split: int = 2, metadata: di
 def write_manifest(root: Path, tasks_per_split: dict | None = None) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    doc = {"run_config": load_run_config("demo").to_dict(), "task_counts_per_split": tasks_per_split or dict(SPLIT_ROWS)}
+    doc = {"run_config": load_run_config("demo").to_dict(), "tasks_per_split": tasks_per_split or dict(SPLIT_ROWS)}
     (root / "manifest.json").write_text(json.dumps(doc, indent=1))
     return root
 

@@ -171,50 +171,76 @@ def test_emr_gate_passes_promotes_and_terminates(airflow_home, emr_env, moto_ser
     print(f"EMR passing run: {run.seconds:.0f} s")
 
 
-def test_emr_gate_fails_nothing_promoted_cluster_terminated(airflow_home, emr_env, moto_server, spark):
-    """A defective dataset (the seed's 1,111x faint-arc bug) through the demo suite: the validation
-    fails, the run fails, no promotion record, no asset event; the cluster is still TERMINATED.
+# Where the run fails -> (simulator settings, the task that fails, the steps EMR saw).
+FAILING_STAGES = {
+    "inject": ({"fail_kinds": {"inject"}}, "wait_inject", [("inject", "FAILED")]),
+    "compact": ({"fail_kinds": {"compact"}}, "wait_compact", [("inject", "COMPLETED"), ("compact", "FAILED")]),
+    "validate": ({"fail_kinds": {"validate"}}, "wait_validate",
+                 [("inject", "COMPLETED"), ("compact", "COMPLETED"), ("validate", "FAILED")]),
+    # the seed's 1,111x faint-arc bug through the demo suite: every step completes, the gate refuses
+    "gate": ({"defect": "faint_arcs"}, "gate",
+             [("inject", "COMPLETED"), ("compact", "COMPLETED"), ("validate", "COMPLETED")]),
+}
 
-    emr_steps/validate.py exits 1 when the gate fails, so EMR marks the validate step FAILED and
-    wait_validate fails before the gate task runs; validation.json (with the failures) is on S3."""
+
+@pytest.mark.parametrize("stage", list(FAILING_STAGES))
+def test_emr_run_failing_at_each_stage_terminates_cluster_promotes_nothing(airflow_home, emr_env, moto_server,
+                                                                           spark, stage):
+    """Issue 8 "the DAG failing at each stage": a Spark step FAILED on the cluster (inject,
+    compact, validate) or a gate that refuses the data. Every time: the run fails at that task,
+    nothing after it runs, the teardown TERMINATES the cluster, no promotion.json, no Asset event."""
     from pipeline import storage
 
-    conf = emr_conf("gate_failing")
-    run, sim, created = run_emr(airflow_home, emr_env, moto_server, spark, conf, defect="faint_arcs")
-    assert run.state == "failed", run.explain()
-    for task in EMR_TASKS:
-        if task != "wait_validate":
-            assert run.tasks.get(task) == "success", (task, run.explain())
-    assert [(s.kind, s.final_state) for s in sim.steps] == [
-        ("inject", "COMPLETED"), ("compact", "COMPLETED"), ("validate", "FAILED")], [s.error for s in sim.steps]
-    assert "gate FAILED" in sim.steps[2].error, sim.errors
-    assert run.tasks["wait_validate"] == "failed", run.explain()
-    assert run.tasks["gate"] in ("failed", "upstream_failed"), run.explain()
-    assert run.tasks["promote_dataset"] == "upstream_failed", run.explain()
-    assert len(created) == 1 and cluster_state(created[0]) == "TERMINATED"
-    validations = storage.list_files(f"{conf['output_prefix']}/validation", "validation.json")
-    assert len(validations) == 1
-    doc = json.loads(storage.read_bytes(validations[0]))
-    assert doc["passed"] is False and any("arc_flux" in f for f in doc["failures"]), doc["failures"]
-    assert not s3_exists(f"{conf['output_prefix']}/promotion.json")
-    assert not [e for e in airflow_home.asset_events("dhs_training_dataset") if e["source_run_id"] == run.run_id]
-    print(f"EMR gate-failing run: {run.seconds:.0f} s")
-
-
-def test_emr_failed_spark_step_terminates_and_skips_gate(airflow_home, emr_env, moto_server, spark):
-    """The inject step FAILS on the cluster: the sensor fails the run, the later steps never start,
-    gate and promote do not run, and the teardown still TERMINATES the cluster."""
-    conf = emr_conf("step_failing")
-    run, sim, created = run_emr(airflow_home, emr_env, moto_server, spark, conf, fail_kinds={"inject"})
+    sim_kwargs, failing_task, steps_seen = FAILING_STAGES[stage]
+    conf = emr_conf(f"failing_{stage}")
+    run, sim, created = run_emr(airflow_home, emr_env, moto_server, spark, conf, **sim_kwargs)
     assert not sim.errors, sim.errors
     assert run.state == "failed", run.explain()
-    assert run.tasks["create_cluster"] == "success" and run.tasks["emr_inject"] == "success", run.explain()
-    assert run.tasks["wait_inject"] == "failed", run.explain()
-    for task in ("emr_compact", "wait_compact", "emr_validate", "wait_validate", "gate", "promote_dataset"):
+    assert [(s.kind, s.final_state) for s in sim.steps] == steps_seen, [s.error for s in sim.steps]
+    order = EMR_TASKS[:-1] + ["gate", "promote_dataset"]
+    failed_at = order.index(failing_task)
+    for task in order[:failed_at]:
+        assert run.tasks.get(task) == "success", (task, run.explain())
+    assert run.tasks[failing_task] == "failed", run.explain()
+    for task in order[failed_at + 1:]:
         assert run.tasks.get(task) == "upstream_failed", (task, run.explain())
     assert run.tasks["terminate_cluster"] == "success", run.explain()
-    assert [s.kind for s in sim.steps] == ["inject"] and sim.steps[0].final_state == "FAILED"
     assert len(created) == 1 and cluster_state(created[0]) == "TERMINATED"
     assert not s3_exists(f"{conf['output_prefix']}/promotion.json")
-    assert not s3_exists(f"{conf['output_prefix']}/validation/")
-    print(f"EMR step-failing run: {run.seconds:.0f} s")
+    assert not [e for e in airflow_home.asset_events("dhs_training_dataset") if e["source_run_id"] == run.run_id]
+
+    log = run.log.read_text(errors="replace")
+    if stage == "gate":
+        # the step wrote validation.json and completed; the gate task fails with the readable list
+        validations = storage.list_files(f"{conf['output_prefix']}/validation", "validation.json")
+        assert len(validations) == 1
+        doc = json.loads(storage.read_bytes(validations[0]))
+        assert doc["passed"] is False and any("arc_flux" in f for f in doc["failures"]), doc["failures"]
+        assert "quality gate failed" in log and doc["failures"][0] in log, run.explain()
+        summary = airflow_home.xcom(run, "gate", "gate_summary")
+        assert summary["passed"] is False and summary["failures"] == doc["failures"], summary
+        assert summary["validation_json"] == validations[0]
+    else:
+        # EMR's verdict, in the sensor's log (poked once, or from its deferred trigger)
+        assert "EMR job failed" in log or "Waiter encountered a terminal failure state" in log, run.explain()
+        assert not s3_exists(f"{conf['output_prefix']}/validation/")
+    print(f"EMR run failing at {stage}: {run.seconds:.0f} s")
+
+
+def test_plan_refuses_output_prefix_outside_allowed_roots_nothing_runs(airflow_home, emr_env, moto_server, spark):
+    """Issue 8 "output prefixes outside the configured bucket or root are refused": the plan task
+    fails naming the prefix and the allowed roots; no cluster is created, no step submitted,
+    nothing written, nothing promoted."""
+    outside = "s3://someone-elses-bucket/datasets/typo"
+    conf = emr_conf("refused", output_prefix=outside)
+    run, sim, created = run_emr(airflow_home, emr_env, moto_server, spark, conf)
+    assert run.state == "failed", run.explain()
+    assert run.tasks["plan"] == "failed", run.explain()
+    for task, state in run.tasks.items():
+        if task != "plan":
+            assert state in ("upstream_failed", None), (task, run.explain())
+    assert created == [] and sim.steps == []
+    log = run.log.read_text(errors="replace")
+    assert f"'{outside}' is outside the allowed output roots" in log, run.explain()
+    assert f"s3://{BUCKET}/" in log and str(airflow_home.out_root) in log  # the allowed roots, named
+    assert "DHS_ALLOWED_OUTPUT_ROOTS" in log

@@ -42,22 +42,23 @@ def test_services_present(compose):
 
 
 def test_commands_are_real_airflow_subcommands(compose, airflow_home):
-    """`airflow <sub> --help` exits 0 for each distinct subcommand (with its options)."""
-    from tests.airflow_fixtures import AIRFLOW_BIN
+    """Each service's command parses with the `airflow` CLI's own parser (subcommand, options and
+    their values), in process: the same check as `airflow <sub> --help` without a process each."""
+    from airflow.cli.cli_parser import get_parser
 
-    seen = set()
+    parser = get_parser()
     for name, svc in _airflow_services(compose).items():
         cmd = svc["command"]
         assert cmd[0] == "airflow", name
-        sub = tuple(a for a in cmd[1:] if not a.startswith("-") and not a.isdigit())
-        if sub in seen:
-            continue
-        seen.add(sub)
-        proc = subprocess.run([AIRFLOW_BIN, *sub, "--help"], env=airflow_home.env, capture_output=True, text=True,
-                              timeout=180)
-        assert proc.returncode == 0, (name, sub, proc.stderr[-2000:])
-        for opt in (a for a in cmd[1:] if a.startswith("--")):
-            assert opt in proc.stdout, f"{name}: `airflow {' '.join(sub)}` has no option {opt}"
+        try:
+            args = parser.parse_args(cmd[1:])
+        except SystemExit:
+            pytest.fail(f"{name}: `{' '.join(cmd)}` is not a valid airflow command line")
+        assert callable(getattr(args, "func", None)), name
+        if "--port" in cmd:
+            assert args.port == int(cmd[cmd.index("--port") + 1]), name
+    with pytest.raises(SystemExit):  # the check can fail: an unknown option is refused
+        parser.parse_args(["scheduler", "--no-such-option"])
 
 
 def test_airflow_env_vars_name_real_options(compose, airflow_home):
@@ -75,10 +76,9 @@ def test_airflow_env_vars_name_real_options(compose, airflow_home):
 
 
 def test_mounted_paths_exist(compose):
-    volumes = compose["x-airflow-common"]["volumes"]
-    hosts = {v.split(":", 1)[0] for v in volumes}
-    for required in ("./dags", "./plugins", "./expectations"):
-        assert required in hosts, required
+    mounts = _volume_map(compose)
+    for required in ("dags", "plugins", "expectations"):
+        assert mounts.get(f"/opt/airflow/{required}") == REPO / required, (required, mounts)
         assert (REPO / required).is_dir(), required
 
 
@@ -89,7 +89,7 @@ def test_dockerfile_installs_lock_and_project(compose):
     text = dockerfile.read_text()
     assert re.search(r"^COPY requirements\.lock", text, re.M)
     assert re.search(r"install .*-r requirements\.lock", text)
-    for src in ("pipeline", "emr_steps", "pyproject.toml"):
+    for src in ("pipeline", "emr_steps", "expectations", "pyproject.toml"):
         assert re.search(rf"^COPY .*\b{re.escape(src)}\b", text, re.M), src
     assert re.search(r"uv pip install .*\s\.$", text, re.M), "the project itself is installed"
     assert "openjdk-17" in text, "local Spark steps need Java 17"
@@ -101,3 +101,107 @@ def test_dhs_variables_are_read_by_the_code(compose):
     sources = "\n".join(p.read_text(errors="replace") for d in CODE_DIRS for p in (REPO / d).rglob("*.py"))
     unread = [k for k in dhs if k not in sources]
     assert not unread, f"docker-compose.yaml sets {unread}, which no code in {CODE_DIRS} reads"
+
+
+def _volume_map(compose) -> dict[str, Path]:
+    """container path -> host path (relative to the repo), `${VAR:-default}` at its default."""
+    out = {}
+    for v in compose["x-airflow-common"]["volumes"]:
+        host, container = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", v).split(":")[:2]
+        out[container] = (REPO / host).resolve()
+    return out
+
+
+def _dockerfile(compose) -> str:
+    build = compose["x-airflow-common"]["build"]
+    return (REPO / build.get("context", ".") / build["dockerfile"]).read_text()
+
+
+def test_expectations_dir_is_the_mounted_suites(compose, monkeypatch):
+    """DHS_EXPECTATIONS_DIR is a mount target whose host folder holds every suite the DAG's form
+    offers, and pipeline.gate.thresholds reads the suites from there first."""
+    from pipeline.gate import thresholds
+
+    env = compose["x-airflow-common"]["environment"]
+    container = env[thresholds.ENV_VAR]
+    host = _volume_map(compose)[container]
+    assert host == REPO / "expectations"
+    dag_text = (REPO / "dags" / "dhs_phase4_pipeline.py").read_text()
+    suites = re.search(r'"gate_suite".*?enum=\[([^\]]*)\]', dag_text, re.S).group(1)
+    suites = [s.strip().strip('"') for s in suites.split(",")]
+    assert set(suites) == {"demo", "production", "strict"}
+    monkeypatch.setenv(thresholds.ENV_VAR, str(host))
+    for suite in suites:
+        assert thresholds.thresholds_path(suite) == host / f"{suite}.yaml"
+        assert thresholds.load_thresholds(suite).checks
+
+
+def test_local_backend_paths_fall_in_the_data_mount(compose, airflow_home, monkeypatch, tmp_path):
+    """Tasks run in the image's WORKDIR: the form's default input/output paths resolve inside the
+    data mount, the plan accepts the default output prefix under the compose's allowed roots,
+    and DHS_DOCS_ROOT (what the /dhs-docs app serves) is that mount."""
+    from dhs_airflow.plan import DEFAULTS, check_output_prefix
+
+    env = compose["x-airflow-common"]["environment"]
+    workdir = re.findall(r"^WORKDIR\s+(\S+)", _dockerfile(compose), re.M)[-1]
+    assert workdir == env["AIRFLOW__CORE__DAGS_FOLDER"].rsplit("/", 1)[0] == "/opt/airflow"
+    mounts = _volume_map(compose)
+    data_mount = f"{workdir}/demo_output"
+    assert data_mount in mounts and mounts[data_mount] == REPO / "demo_output"
+    for key in ("manifest_uri", "coadd_cache_prefix", "cosmos_bank_h5", "output_prefix"):
+        assert f"{workdir}/{DEFAULTS[key]}".startswith(data_mount + "/"), (key, DEFAULTS[key])
+    assert env["DHS_DOCS_ROOT"] == data_mount
+    roots = env["DHS_ALLOWED_OUTPUT_ROOTS"].split(",")
+    assert roots == ["s3://darkhaloscope/", data_mount]
+    # the same check, on a stand-in for the container's file system
+    fake_mount = tmp_path / "demo_output"
+    fake_mount.mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", f"s3://darkhaloscope/,{fake_mount}")
+    assert check_output_prefix(DEFAULTS["output_prefix"]) == str(fake_mount / "dataset")
+    assert check_output_prefix("s3://darkhaloscope/datasets/v5") == "s3://darkhaloscope/datasets/v5"
+
+
+def test_image_install_carries_the_suites_and_step_scripts(compose, tmp_path):
+    """Build the wheel from exactly what the Dockerfile COPYs before `uv pip install .`: it holds
+    the pipeline and emr_steps packages (the local backend spark-submits emr_steps/<step>.py from
+    the installed package), the run configs, and every suite under share/dark-halo-scope/
+    expectations, where pipeline.gate.thresholds looks in a non-editable install."""
+    import sys
+    import zipfile
+
+    from emr_steps.steps import ENTRY_SCRIPTS
+    from pipeline.gate.thresholds import INSTALLED_SUBDIR
+
+    text = _dockerfile(compose)
+    install = text.index("uv pip install --system --no-cache --no-deps .")
+    src = tmp_path / "src"
+    src.mkdir()
+    copied = []
+    for line in text[:install].splitlines():
+        m = re.match(r"^COPY\s+(.+)\s+(\S+)$", line)
+        if not m:
+            continue
+        for item in m.group(1).split():
+            copied.append(item)
+            path = REPO / item
+            assert path.exists(), f"Dockerfile copies {item}, which is not in the project"
+            if path.is_dir():
+                import shutil
+
+                shutil.copytree(path, src / item, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                (src / item).write_bytes(path.read_bytes())
+    assert {"pyproject.toml", "pipeline", "emr_steps", "expectations"} <= set(copied)
+    wheels = tmp_path / "wheels"
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(wheels), str(src)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = wheels.glob("dark_halo_scope-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for entry in ENTRY_SCRIPTS:
+        assert entry in names, entry
+    assert "emr_steps/bootstrap.sh" in names and "pipeline/configs/demo.yaml" in names
+    data = {n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n}
+    for suite in ("demo", "production", "strict"):
+        assert f"{INSTALLED_SUBDIR.as_posix()}/{suite}.yaml" in data, sorted(data)

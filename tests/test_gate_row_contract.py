@@ -59,3 +59,26 @@ def test_schema_error_names_the_column(spark, gate_cases):
     assert not result.passed
     text = " ".join(result.schema_errors)
     assert "brickname" in text and "lrg_id" in text
+
+
+@pytest.mark.parametrize("column, value, check", [
+    ("image", float("nan"), "pixels_finite:image"),
+    ("arc", float("inf"), "pixels_finite:arc"),
+    ("image", float("-inf"), "pixels_finite:image"),
+    ("invvar", float("inf"), "pixels_finite:invvar"),
+    ("invvar", -1.0, "invvar_nonnegative"),
+])
+def test_one_bad_pixel_fails_its_check(spark, gate_cases, column, value, check):
+    """One pixel of one row, in the middle of the array: found by the array_max/array_min rules."""
+    from pyspark.sql import functions as F
+
+    ds = datasets.open_dataset(str(gate_cases("clean")[0]))
+    df = datasets.read_rows(spark, ds)
+    row = F.col("task_id") == "val-00003"
+    c = F.col(column)
+    bad = F.concat(F.slice(c, 1, 5000), F.array(F.lit(value).cast("float")), F.slice(c, 5002, 20000))
+    df = df.withColumn(column, F.when(row, bad).otherwise(c))
+    result = check_row_contract(df, load_run_config("demo"))
+    failed = {k: v for k, v in result.checks.items() if v["failed_rows"]}
+    assert set(failed) == {check}, result.failures()
+    assert failed[check] == {"failed_rows": 1, "examples": ["val-00003"]}

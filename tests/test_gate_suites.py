@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.config import load_run_config
 from pipeline.gate import datasets, suites
-from pipeline.gate.profile import compute_profile
+from pipeline.gate.profile import profile_and_contract
 from pipeline.gate.thresholds import load_thresholds
 from tests.gate_factories import SPLIT_ROWS, gate_cases  # noqa: F401 - fixture
 
@@ -13,21 +13,25 @@ from tests.gate_factories import SPLIT_ROWS, gate_cases  # noqa: F401 - fixture
 _PROFILES: dict = {}
 
 
-def _profile(spark, case):
-    """The profile of a case's dataset: computed once per case (the variant only changes the
-    suite, not the profile)."""
+def _contract_and_profile(spark, case):
+    """(row contract, profile) of a case's dataset by the gate's own fused scan, computed once per
+    case (the variant only changes the suite, not the profile)."""
     key = str(case[0])
     if key not in _PROFILES:
         ds = datasets.open_dataset(str(case[0]))
-        _PROFILES[key] = compute_profile(datasets.read_rows(spark, ds), run_config=load_run_config("demo"),
-                                         hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, {}),
-                                         files_per_split=ds.files_per_split())
+        _PROFILES[key] = profile_and_contract(datasets.read_rows(spark, ds), run_config=load_run_config("demo"),
+                                              hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, {}),
+                                              files_per_split=ds.files_per_split())
     return _PROFILES[key]
+
+
+def _profile(spark, case):
+    return _contract_and_profile(spark, case)[1]
 
 
 def _gate(spark, case, variant="demo", reference=None):
     profile = _profile(spark, case)
-    manifest = datasets.read_manifest(str(case[1]))
+    manifest = datasets.read_manifest_counts(str(case[1]))
     th = load_thresholds(variant)
     frames = suites.metrics_frames(profile, manifest["tasks_per_split"], th, reference)
     results = suites.run_suites(*frames, th, with_drift=reference is not None)
@@ -84,6 +88,43 @@ def test_defect_fails_the_check_that_names_it(spark, gate_cases, case, check):
     failed = {r["name"] for r in results if not r["success"]}
     assert check in failed, failures
     assert any(f.startswith(f"{check}:") and "expected" in f for f in failures)
+
+
+#: Every check a defect may fail, through both layers of the gate (row contract and suites).
+#: Where a defect fails more than one check, each is a direct consequence of that one defect.
+ONLY_THESE = {
+    "clean": set(),
+    # 1/1111 of the flux: the flux invariant, and every arc_snr statistic whose band excludes ~0
+    "faint_arcs": {"arc_flux_consistent", "arc_snr_p25", "arc_snr_p50", "arc_snr_p75", "arc_snr_p95",
+                   "arc_snr_gt1_fraction", "arc_snr_gt10_fraction"},
+    "control_60_40": {"control_fraction"},
+    # seen by both layers: on the row (contract) and in each split's max (suite). One injection in
+    # eight at 3.2" adds ~1/8 to the last theta_E bin: KS ~0.1 against a critical ~0.3 at 40
+    # injections per split, so theta_e_flatness rightly stays quiet.
+    "theta_e_out_of_range": {"row_contract/theta_e_in_config_range", "theta_e_range_max"},
+    "cutout_rate_95": {"cutout_success_rate"},
+    "rows_lost": {"nothing_lost", "nothing_lost_total"},
+    "hlr_in_pixels": {"hlr_in_bank_filter"},
+    "lrg_in_two_splits": {"no_lrg_in_two_splits"},
+    "controls_share_lrgs": {"controls_injections_disjoint"},
+    "psf_parity": {"control_injection_parity_psfsize_r"},
+    "nan_pixels": {"row_contract/pixels_finite:image"},
+    "duplicate_task_ids": {"row_contract/unique_task_id"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(ONLY_THESE))
+def test_each_defect_fails_only_its_own_checks(spark, gate_cases, case):
+    """The whole gate (row contract + demo suite) on each dataset: the clean one passes, a defective
+    one fails exactly the checks named for its defect, each in a message that names the check."""
+    contract, _ = _contract_and_profile(spark, gate_cases(case))
+    _, results, suite_failures = _defect_gate(spark, gate_cases, case)
+    failed = {r["name"] for r in results if not r["success"]}
+    failed |= {f"row_contract/{k}" for k, v in contract.checks.items() if v["failed_rows"]}
+    assert failed == ONLY_THESE[case], contract.failures() + suite_failures
+    messages = contract.failures() + suite_failures
+    for check in ONLY_THESE[case]:
+        assert any(m.startswith(f"{check}:") for m in messages), (check, messages)
 
 
 def test_strict_suite_fails_the_clean_demo_data(spark, gate_cases):

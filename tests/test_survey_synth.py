@@ -323,13 +323,14 @@ def test_files_hold_the_brick_made_in_memory(survey):
 
 
 def test_determinism(tmp_path):
-    kw = dict(n_bricks=1, brick_size_pix=128, lrgs_per_brick=5, progress=lambda line: None)
-    synth_survey(str(tmp_path / "a"), seed=3, **kw)
-    synth_survey(str(tmp_path / "b"), seed=3, **kw)
+    # the same files whether the bricks are made in one process or in a pool of two
+    kw = dict(n_bricks=2, brick_size_pix=128, lrgs_per_brick=5, progress=lambda line: None)
+    synth_survey(str(tmp_path / "a"), seed=3, workers=1, **kw)
+    synth_survey(str(tmp_path / "b"), seed=3, workers=2, **kw)
     synth_survey(str(tmp_path / "c"), seed=4, **kw)
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
-    assert files_a == files_b and len(files_a) == 12
+    assert files_a == files_b and len(files_a) == 22
     for rel in files_a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     ta, tc = (read_lrg_table(str(tmp_path / d / "lrg.parquet")) for d in "ac")

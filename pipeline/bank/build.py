@@ -15,11 +15,13 @@ places the centroid exactly. Padding is 0, the sky level of a sky-subtracted sta
 from __future__ import annotations
 
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.bank._pool import ordered_map
 from pipeline.bank.galsim_catalog import DEFAULT_FLUX_RTOL, load_stamps, read_catalog
 from pipeline.bank.measure import measure_galaxy
 from pipeline.bank.store import write_bank
@@ -178,17 +180,16 @@ def build_bank(
     columns: dict[str, list] = {"ident": [], "origin": []}
     # Read every catalogue before any stamp, so a broken file fails fast.
     all_rows = [read_catalog(c) for c in catalogs]
+    process = partial(_process, stamp_size_pix=stamp_size_pix, pixel_scale_arcsec=pixel_scale_arcsec,
+                      hlr_min_arcsec=hlr_min_arcsec, hlr_max_arcsec=hlr_max_arcsec)
     for rows in all_rows:
-        for stamp in load_stamps(rows, flux_rtol=flux_rtol):
+        stamps = list(load_stamps(rows, flux_rtol=flux_rtol))
+        # measuring is per stamp and pure: done in a pool, then taken in catalogue order
+        measured = iter(ordered_map(process, [s for s in stamps if s.problem is None]))
+        for stamp in stamps:
             origin = f"{stamp.row.origin} HDU {stamp.hdu}"
             if stamp.problem is None:
-                bank_img, values = _process(
-                    stamp,
-                    stamp_size_pix=stamp_size_pix,
-                    pixel_scale_arcsec=pixel_scale_arcsec,
-                    hlr_min_arcsec=hlr_min_arcsec,
-                    hlr_max_arcsec=hlr_max_arcsec,
-                )
+                bank_img, values = next(measured)
                 reason = f"{stamp.row.origin} {values}" if bank_img is None else None
             else:
                 reason = stamp.problem

@@ -26,12 +26,14 @@ the stream (seed, i), so the first galaxies do not change with n).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from scipy.special import gammaincinv
 
+from pipeline.bank._pool import ordered_map
 from pipeline.errors import InputError
 from pipeline.units import COSMOS_PIXSCALE_ARCSEC, GAUSSIAN_FWHM_PER_SIGMA, HST_F814W_ZEROPOINT_AB
 
@@ -131,6 +133,11 @@ def synth_galaxy(rng: np.random.Generator, pixel_scale_arcsec: float = COSMOS_PI
     }
 
 
+def _synth_galaxy_at(index: int, *, seed: int, pixel_scale_arcsec: float) -> dict:
+    """Galaxy `index` of a catalogue: its own generator, so any process can make it."""
+    return synth_galaxy(np.random.default_rng([seed, index]), pixel_scale_arcsec)
+
+
 def synth_galsim_catalog(out_dir: str | Path, n: int, seed: int, *, pixel_scale_arcsec: float = COSMOS_PIXSCALE_ARCSEC) -> Path:
     """Write `n` synthetic galaxies as a GalSim real-galaxy sample in `out_dir`; returns the
     main catalogue path. See the module docstring for the files and their columns."""
@@ -142,7 +149,7 @@ def synth_galsim_catalog(out_dir: str | Path, n: int, seed: int, *, pixel_scale_
         raise InputError("seed", f"must be a non-negative integer, got {seed}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    gals = [synth_galaxy(np.random.default_rng([int(seed), i]), pixel_scale_arcsec) for i in range(int(n))]
+    gals = ordered_map(partial(_synth_galaxy_at, seed=int(seed), pixel_scale_arcsec=pixel_scale_arcsec), range(int(n)))
 
     filenames, hdus = [], []
     for start in range(0, len(gals), GALAXIES_PER_IMAGE_FILE):

@@ -143,6 +143,7 @@ def _summarise(dataset: Path, out: Path) -> dict:
     """Print where the Data Docs, the report and the promotion record are."""
     validations = sorted(dataset.glob("validation/*/validation.json"), key=lambda p: p.stat().st_mtime)
     failures: list[str] = []
+    latest = str(validations[-1]) if validations else None
     if validations:
         doc = json.loads(validations[-1].read_text())
         failures = doc.get("failures", [])
@@ -151,11 +152,14 @@ def _summarise(dataset: Path, out: Path) -> dict:
         print(f" Data Docs: {outputs.get('data_docs')}")
         print(f"    report: {outputs.get('report')}")
     record = dataset / "promotion.json"
-    promoted = record.is_file()
+    rec = json.loads(record.read_text()) if record.is_file() else {}
+    # a record left by an earlier passing run does not make this run's dataset promoted
+    promoted = bool(rec) and (rec.get("validation") or {}).get("uri") == latest
     if promoted:
-        rec = json.loads(record.read_text())
         print(f" promotion: {record}")
         print(json.dumps({k: rec.get(k) for k in ("dataset_uri", "content_checksum", "rows_per_split", "promoted_at")}, indent=2))
+    elif rec:
+        print(f" promotion: none by this run ({record} is from an earlier run, validation {rec.get('validation', {}).get('uri')})")
     else:
         print(" promotion: none")
     return {"promoted": promoted, "failures": failures}

@@ -36,8 +36,58 @@ def register(subparsers) -> None:
     p.set_defaults(func=_run)
 
 
+def check_inputs(args) -> None:
+    """What can be checked in a second is checked before spark-submit (a JVM and a Spark session
+    cost ~20 s): the run config, the bands and the manifest's shape. The step checks them again
+    (it is also run by the DAG without this CLI). InputError names the file and the problem."""
+    from pipeline.config import load_run_config, parse_bands  # noqa: PLC0415
+
+    if args.run_config:
+        load_run_config(args.run_config)
+    if args.bands:
+        parse_bands(args.bands)
+    check_manifest(args.manifest)
+
+
+def check_manifest(uri: str) -> None:
+    """Columns and row count from the Parquet footer, task ids from that one column: no pixels,
+    no parameters read. Refuses a missing/unreadable file, a missing column, zero rows and
+    duplicate task ids."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from pipeline import storage  # noqa: PLC0415
+    from pipeline.errors import InputError  # noqa: PLC0415
+    from pipeline.manifest import MANIFEST_COLUMNS, manifest_parquet_uri  # noqa: PLC0415
+
+    path = manifest_parquet_uri(uri)
+    data = storage.read_bytes(path)  # "no such file" names it
+    try:
+        pf = pq.ParquetFile(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(path, f"not a Parquet manifest ({exc})") from None
+    names = pf.schema_arrow.names
+    missing = [c for c in MANIFEST_COLUMNS if c not in names]
+    if missing:
+        raise InputError(f"{path}: {missing[0]}", f"manifest lacks column(s) {missing}")
+    if pf.metadata.num_rows == 0:
+        raise InputError(path, "manifest has no tasks (0 rows)")
+    ids = pf.read(columns=["task_id"]).column("task_id")
+    if ids.null_count:
+        raise InputError(f"{path}: task_id", f"{ids.null_count} task(s) without a task_id")
+    counts = pc.value_counts(ids)
+    repeated = pc.filter(counts, pc.greater(counts.field("counts"), 1))
+    if len(repeated):
+        example = repeated[0]["values"].as_py()
+        raise InputError(f"{path}: task_id", f"not unique: {len(repeated)} task id(s) appear more than once, "
+                                             f"e.g. {example!r}")
+
+
 def _run(args) -> int:
     from emr_steps.steps import inject_step, run_local  # noqa: PLC0415
+
+    check_inputs(args)
 
     params = {
         "manifest": args.manifest, "coadd_cache_prefix": args.coadd_cache_prefix, "bank": args.bank,

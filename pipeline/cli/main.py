@@ -36,7 +36,35 @@ examples:
   dhs validate demo_output/phase4c --manifest demo_output/manifest --variant demo
 
 Run `dhs COMMAND --help` for each command's own example.
+Set DHS_ALLOWED_OUTPUT_ROOTS (comma-separated local roots / s3:// prefixes) to make every command
+refuse to write outside them (exit 2); unset, there is no limit.
 """
+
+
+def _write_targets(args) -> list[tuple[str, str]]:
+    """(flag, location) of everything a command writes, for the output-root check. Commands that
+    write next to their input by default (validate, promote) write under DATASET."""
+    cmd = args.command
+    if cmd in ("manifest", "gallery", "demo", "survey", "bank"):  # `survey info`, `bank info` have no --out
+        return [("--out", args.out)] if getattr(args, "out", None) else []
+    if cmd in ("inject", "compact"):
+        return [("--output", args.output)]
+    if cmd == "validate":
+        return [("--out", args.out)] if args.out else [("DATASET", args.dataset)]
+    if cmd == "promote":
+        return [("--record-out", args.record_out)] if args.record_out else [("DATASET", args.dataset)]
+    return []
+
+
+def check_write_targets(args) -> None:
+    """Refuse, before anything runs, a command that would write outside $DHS_ALLOWED_OUTPUT_ROOTS
+    (unset: no limit, for local work)."""
+    from pipeline.config import allowed_output_roots, check_output_prefix  # noqa: PLC0415
+
+    if not allowed_output_roots():
+        return
+    for flag, where in _write_targets(args):
+        check_output_prefix(str(where), source=flag)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -74,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_write_targets(args)
         return int(args.func(args) or 0)
     except InputError as exc:
         print(f"dhs {args.command}: error: {exc.source}: {exc.problem}", file=sys.stderr)

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="output dir (default DATASET/validation/latest)")
     p.add_argument("--reference-profile", default=None, help="profile.json of the last promoted dataset (drift)")
     p.add_argument("--no-docs", action="store_true", help="skip GX Data Docs and the HTML report")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the HTML report only (it reads pixel rows for its gallery); Data Docs are still built")
     p.set_defaults(func=run)
 
 
@@ -37,7 +39,7 @@ def run(args) -> int:
     out = args.out or storage.join(args.dataset, "validation", "latest")
     result = validate_dataset(args.dataset, manifest_uri=args.manifest, variant=args.variant, out_dir=out,
                               reference_profile=args.reference_profile,
-                              build_docs=not args.no_docs, build_report=not args.no_docs)
+                              build_docs=not args.no_docs, build_report=not (args.no_docs or args.no_report))
     print(json.dumps({"passed": result.passed, "validation": result.validation_json,
                       "data_docs": result.data_docs_index, "report": result.report_index}))
     if result.passed:

@@ -130,8 +130,7 @@ def read_rows(spark, dataset: Dataset, columns: list[str] | None = None):
 
 # --- the manifest and the run config the rows must match -------------------------------------
 
-#: Keys under which the producers may record things; the first one found wins.
-_TASK_COUNT_KEYS = ("task_counts_per_split", "tasks_per_split", "task_counts", "counts_per_split", "rows_per_split")
+#: Keys under which the producers may record the run config and the bank filter; the first found wins.
 _RUN_CONFIG_KEYS = ("run_config", "config")
 _HLR_FILTER_KEYS = ("hlr_filter_arcsec", "hlr_filter", "hlr_range_arcsec")
 
@@ -149,11 +148,14 @@ def find_key(doc, keys):
     return None
 
 
-def read_manifest(manifest_uri: str) -> dict:
-    """{"tasks_per_split": {split: n}, "json": manifest.json or {}} from `M` or `M/manifest.json`.
+def read_manifest_counts(manifest_uri: str) -> dict:
+    """{"tasks_per_split": {split: n}, "json": manifest.json or {}} for manifest `M` (or a file in it).
 
-    Task counts come from manifest.json; if it does not carry them, from manifest.parquet's
-    region_split column (read alone, cheap)."""
+    The counts are manifest.json's `tasks_per_split`, which pipeline.manifest.write_manifest
+    computes from the validated table; without manifest.json the table is read and checked by
+    pipeline.manifest.read_manifest, the one reader of manifest.parquet."""
+    from pipeline.manifest import manifest_counts, read_manifest  # noqa: PLC0415
+
     manifest_uri = str(manifest_uri).rstrip("/")
     base = posixpath.dirname(manifest_uri) if manifest_uri.endswith((".json", ".parquet")) else manifest_uri
     json_uri, parquet_uri = storage.join(base, "manifest.json"), storage.join(base, "manifest.parquet")
@@ -165,23 +167,19 @@ def read_manifest(manifest_uri: str) -> dict:
             doc = json.loads(storage.read_bytes(json_uri))
         except ValueError as exc:
             raise InputError(json_uri, f"not valid JSON: {exc}") from None
-    counts = find_key(doc, _TASK_COUNT_KEYS)
-    if not isinstance(counts, dict) and storage.exists(parquet_uri):
-        import io
-
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(io.BytesIO(storage.read_bytes(parquet_uri)), columns=["region_split"])
-        counts = {}
-        for split in table.column("region_split").to_pylist():
-            counts[split] = counts.get(split, 0) + 1
-    if not isinstance(counts, dict) or not counts:
-        raise InputError(manifest_uri, "manifest has no task counts per split")
-    # the manifest step writes {split: {"tasks": n, ...}}; plain {split: n} is accepted too
+    counts = doc.get("tasks_per_split") if isinstance(doc, dict) else None
+    if counts is None:
+        if not storage.exists(parquet_uri):
+            raise InputError(json_uri, "no tasks_per_split, and no manifest.parquet beside it to count")
+        counts = manifest_counts(read_manifest(parquet_uri))
+    # write_manifest records {split: {"tasks": n, ...}}; plain {split: n} is accepted too
     try:
         tasks = {str(k): int(v["tasks"] if isinstance(v, dict) else v) for k, v in counts.items()}
-    except (KeyError, TypeError, ValueError):
-        raise InputError(manifest_uri, f"cannot read task counts per split from {counts!r}") from None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise InputError(json_uri, f"cannot read task counts per split from {counts!r}") from None
+    tasks = {k: n for k, n in tasks.items() if n > 0}  # a split the manifest left empty is not expected
+    if not tasks:
+        raise InputError(manifest_uri, "the manifest has no tasks")
     return {"tasks_per_split": tasks, "json": doc}
 
 

@@ -292,28 +292,45 @@ def _histograms(df, run_config):
     return hist, reuse
 
 
+#: Bits of the per-LRG mask in job 3: one per known split (any other non-null split name
+#: shares bit 8; the row rule region_split_known fails such rows anyway), one per role.
+_SPLIT_BITS = {"train": 1, "val": 2, "test": 4}
+_OTHER_SPLIT_BIT, _CONTROL_BIT, _INJECTION_BIT = 8, 16, 32
+
+
 def _uniqueness_and_leakage(df, *, leakage: bool = True, n_examples: int = 3) -> dict:
     """Job 3: duplicate task_id rows (exact) and, with `leakage`, LRGs in several splits and
-    LRGs that are both a control and an injection host. Every aggregate buffer is fixed-width
-    (the split enters as xxhash64 of its name, NULL stays NULL: min != max iff the LRG is in two
-    splits, as countDistinct(region_split) > 1 was), so Spark keeps a hash aggregate; a min/max
-    over the split *string* makes it a sort aggregate over 24M rows (~100 s on 12M rows)."""
+    LRGs that are both a control and an injection host, in ONE shuffle.
+
+    Each row enters twice: keyed (0, xxhash64(task_id)) and (1, lrg_id) with a small bit mask of
+    its split and role. One hash aggregate counts the rows per key and ORs the masks: a task key
+    counted twice is a duplicate candidate, an LRG whose mask has two split bits is in two splits,
+    one with both role bits is both a control and a host. The shuffled row is (kind, key, count,
+    mask): 4 fixed-width fields, where min/max pairs of split hashes and roles took 6 (and a
+    min/max over the split *string* had made it a sort aggregate, ~100 s on 12M rows). A hash
+    seen twice is re-checked exactly on task_id, so a 64-bit collision can neither fail the gate
+    nor hide a duplicate."""
     from pyspark.sql import functions as F
 
     col = F.col
     h = F.xxhash64(col("task_id"))
     if leakage:
+        split_bit = F.coalesce(
+            F.when(col("region_split").isNull(), F.lit(0)),
+            *[F.when(col("region_split") == F.lit(s), F.lit(b)) for s, b in _SPLIT_BITS.items()],
+            F.lit(_OTHER_SPLIT_BIT))
+        role_bit = F.coalesce(F.when(col("is_control"), F.lit(_CONTROL_BIT)).otherwise(
+            F.when(~col("is_control"), F.lit(_INJECTION_BIT))), F.lit(0))
         entries = F.array(
-            F.struct(F.lit(0).alias("kind"), h.alias("key"), F.lit(None).cast("long").alias("s"),
-                     F.lit(None).cast("int").alias("c")),
+            F.struct(F.lit(0).alias("kind"), h.alias("key"), F.lit(0).alias("m")),
             F.struct(F.lit(1).alias("kind"), col("lrg_id").cast("long").alias("key"),
-                     F.when(col("region_split").isNotNull(), F.xxhash64(col("region_split"))).alias("s"),
-                     col("is_control").cast("int").alias("c")))
+                     (split_bit.bitwiseOR(role_bit)).alias("m")))
         per_key = (df.select(F.inline(entries)).groupBy("kind", "key")
-                   .agg(F.count(F.lit(1)).alias("n"), F.min("s").alias("s0"), F.max("s").alias("s1"),
-                        F.min("c").alias("c0"), F.max("c").alias("c1")))
-        multi = (col("kind") == 1) & (col("s0") != col("s1"))
-        shared = (col("kind") == 1) & (col("c0") == 0) & (col("c1") == 1)
+                   .agg(F.count(F.lit(1)).alias("n"), F.expr("bit_or(m)").alias("m")))
+        splits_in = F.bit_count(col("m").bitwiseAND(F.lit(15)))
+        multi = (col("kind") == 1) & (splits_in > 1)
+        both_roles = _CONTROL_BIT | _INJECTION_BIT
+        shared = (col("kind") == 1) & (col("m").bitwiseAND(F.lit(both_roles)) == F.lit(both_roles))
         row = per_key.agg(
             F.sum(F.when((col("kind") == 0) & (col("n") > 1), col("n"))).alias("dup_hash_rows"),
             F.sum(multi.cast("int")).alias("multi_split"),

@@ -22,6 +22,9 @@ def load_validation(validation_uri: str) -> tuple[str, dict]:
     uri = str(validation_uri)
     if not uri.endswith(".json"):
         uri = storage.join(uri, "validation.json")
+    if not storage.exists(uri):
+        raise InputError(uri, "no validation.json: the validation did not finish (or this is not a validation "
+                              "folder); run `dhs validate` again")
     try:
         doc = json.loads(storage.read_bytes(uri))
     except ValueError as exc:

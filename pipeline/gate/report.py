@@ -1,12 +1,17 @@
-"""The human report: out/report/index.html with PNG plots and a stamp gallery.
+"""The human report: out/report/index.html with PNG plots, the seed's review questions answered
+from this dataset, and a stamp gallery.
 
 Plots are drawn from the profile's Spark-aggregated histograms (never from collected rows); the
-gallery reads the pixel arrays of a bounded handful of rows (GALLERY_ROWS).
+gallery reads the pixel arrays of a bounded handful of rows (GALLERY_ROWS); the seed questions
+use the profile plus a bounded sample of ok injection rows (SEED_SAMPLE_ROWS scalar values and one
+boolean per row computed by Spark from the r-band arc, see `seed_sample`). The answers are also
+written next to the page as seed_questions.json.
 """
 
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,11 @@ import numpy as np
 from pipeline.contract import BANDS, STAMP_SIZE_PIX
 
 GALLERY_ROWS = 8
+#: Ok injection rows read for the seed questions that the profile cannot answer (arc_masked_frac,
+#: footprint at the stamp edge, arc_snr at theta_E ~1"): the first rows Spark reads, not random.
+SEED_SAMPLE_ROWS = 5000
+SEED_SAMPLE_COLUMNS = ("region_split", "arc_snr", "arc_masked_frac", "theta_e_arcsec", "psf_fwhm_r", "src_dmag",
+                       "magnification")
 
 
 def _plt():
@@ -113,9 +123,58 @@ def _gallery(out, df):
     return items
 
 
-def write_report(out_dir, profile: dict, results: list[dict], failures: list[str], *, df=None, title="") -> str:
+def spark_footprint_touches_edge(arc_col):
+    """Spark column mirroring seed_questions.footprint_touches_edge on the r band of the flat
+    [band, y, x] arc array: a footprint pixel (>= FOOTPRINT_PEAK_FRACTION of the r peak, peak > 0)
+    on the stamp's outer ring. Native column expressions, no Python UDF."""
+    from pyspark.sql import functions as F
+
+    from pipeline.injection.metrics import FOOTPRINT_PEAK_FRACTION
+
+    n = STAMP_SIZE_PIX
+    r_offset = BANDS.index("r") * n * n
+    peak = F.array_max(F.slice(arc_col, r_offset + 1, n * n)).cast("double")
+    # The outer ring's 4n-4 pixels as one array of direct lookups: a higher-order function over
+    # all n*n pixels re-evaluated the slice per element (minutes per thousand rows).
+    ring = sorted({i for i in range(n * n) if i < n or i >= n * (n - 1) or i % n in (0, n - 1)})
+    ring_max = F.array_max(F.array(*[F.element_at(arc_col, r_offset + i + 1) for i in ring])).cast("double")
+    return F.coalesce((peak > 0) & (ring_max >= peak * F.lit(FOOTPRINT_PEAK_FRACTION)), F.lit(False))
+
+
+def seed_sample(df, n: int = SEED_SAMPLE_ROWS):
+    """pandas frame of up to n ok injection rows: SEED_SAMPLE_COLUMNS + footprint_touches_edge."""
+    from pyspark.sql import functions as F
+
+    cols = [c for c in SEED_SAMPLE_COLUMNS if c in df.columns]
+    rows = df.where((~F.col("is_control")) & F.col("cutout_ok"))
+    extra = [spark_footprint_touches_edge(F.col("arc")).alias("footprint_touches_edge")] if "arc" in df.columns else []
+    return rows.select(*cols, *extra).limit(n).toPandas()
+
+
+def _seed_section(answers: dict) -> str:
+    e = html.escape
+    items = "".join(
+        f"<tr><td><b>{e(q['id'])}</b></td><td>{e(q['question'])}</td><td>{e(q['answer'])}</td><td>{e(q['source'])}</td></tr>"
+        for q in answers["questions"])
+    return (f"<h2 id=seed-questions>Seed review questions</h2><p>The data questions of the seed review (section 10), "
+            f"answered from this dataset: the profile of every row, plus a sample of {answers['sample_rows']} ok "
+            f"injection rows where the profile holds no such statistic. Seed figures in brackets. Machine-readable: "
+            f"<a href=seed_questions.json>seed_questions.json</a>.</p>"
+            f"<table class=seed><tr><th></th><th>question</th><th>answer from this dataset</th><th>from</th></tr>{items}</table>")
+
+
+def write_report(out_dir, profile: dict, results: list[dict], failures: list[str], *, df=None, title="",
+                 seed_answers: dict | None = None) -> str:
+    """Write index.html (+ PNGs, seed_questions.json) into out_dir; returns the index path.
+    `seed_answers` (seed_questions.answer_seed_questions) is computed here when not given."""
+    from pipeline.gate.seed_questions import answer_seed_questions
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if seed_answers is None:
+        sample = seed_sample(df) if df is not None else None
+        seed_answers = answer_seed_questions(profile, sample, results=results, failures=failures)
+    (out / "seed_questions.json").write_text(json.dumps(seed_answers, indent=1, default=str))
     plots = [
         _hist_plot(out, "arc_snr.png", profile, "arc_snr", "arc_snr (r band)"),
         _hist_plot(out, "theta_e.png", profile, "theta_e", "theta_E (arcsec)"),
@@ -139,9 +198,10 @@ def write_report(out_dir, profile: dict, results: list[dict], failures: list[str
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>DHS gate report</title>
 <style>body{{font-family:sans-serif;margin:2em}} .ok td{{background:#eefbee}} .bad td{{background:#fde8e8}}
 td,th{{padding:3px 8px;border-bottom:1px solid #ddd;font-size:13px}} figure{{display:inline-block;margin:4px;width:180px;font-size:11px}}
-img{{margin:4px}}</style></head><body>
+img{{margin:4px}} table.seed td{{vertical-align:top;max-width:900px}}</style></head><body>
 <h1>Gate {verdict}: {e(title)}</h1><p>Rows: {profile['all']['rows']} (all rows profiled); see also ../data_docs/index.html</p>
 <h2>Failures</h2><ul>{fails}</ul>
+{_seed_section(seed_answers)}
 <h2>Checks</h2><table><tr><th>check</th><th>result</th><th>metric</th><th>observed</th><th>expected</th><th>why</th></tr>{rows}</table>
 <h2>Distributions</h2>{imgs}
 <h2>Example stamps (g,r,z composite, asinh stretch)</h2>{gal}

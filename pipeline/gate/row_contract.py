@@ -23,36 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
 from pipeline.config import SPLITS, RunConfig
-from pipeline.contract import BY_NAME, COLUMNS, INJECTION_ONLY, PIXEL_COLUMNS, STAMP_SIZE_PIX, BANDS
+from pipeline.contract import BANDS, BY_NAME, COLUMNS, INJECTION_ONLY, PIXEL_COLUMNS, STAMP_SIZE_PIX
+from pipeline.spark_session import spark_type
 
 #: Columns that are never null (contract: nullable=False).
 REQUIRED_COLUMNS = tuple(c.name for c in COLUMNS if not c.nullable)
 #: Relative slack on config ranges: values are drawn in float64 and written as such, so only
 #: rounding can push them past a bound.
 _RANGE_SLACK = 1e-9
-
-
-def _spark_type(arrow_type: pa.DataType):
-    import pyspark.sql.types as T
-
-    if pa.types.is_string(arrow_type):
-        return T.StringType()
-    if pa.types.is_int64(arrow_type):
-        return T.LongType()
-    if pa.types.is_int32(arrow_type):
-        return T.IntegerType()
-    if pa.types.is_float64(arrow_type):
-        return T.DoubleType()
-    if pa.types.is_float32(arrow_type):
-        return T.FloatType()
-    if pa.types.is_boolean(arrow_type):
-        return T.BooleanType()
-    if pa.types.is_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
-        return T.ArrayType(_spark_type(arrow_type.value_type))
-    raise TypeError(f"no Spark type for {arrow_type}")
 
 
 def pandera_schema(include_pixels: bool = True):
@@ -62,7 +41,7 @@ def pandera_schema(include_pixels: bool = True):
 
     cols = [c for c in COLUMNS if include_pixels or c.name not in PIXEL_COLUMNS]
     return pa_spark.DataFrameSchema(
-        {c.name: pa_spark.Column(_spark_type(c.type), nullable=True) for c in cols},
+        {c.name: pa_spark.Column(spark_type(c.type), nullable=True) for c in cols},
         name="phase4c_row_contract",
     )
 
@@ -88,7 +67,7 @@ def schema_errors(df, include_pixels: bool) -> list[str]:
         for item in items:
             col = item.get("column")
             if kind == "WRONG_DATATYPE" and isinstance(df.schema[col].dataType, T.ArrayType):
-                want = _spark_type(BY_NAME[col].type)
+                want = spark_type(BY_NAME[col].type)
                 if df.schema[col].dataType.elementType == want.elementType:
                     continue
             errors.append(f"{kind}: {item.get('error')}")
@@ -128,13 +107,16 @@ def row_predicates(run_config: RunConfig, columns: list[str]) -> dict:
             *[col(c).isNull() for c in ("image", "invvar", "maskbits") if c in present], F.lit(False))
     for c in pix:
         checks[f"pixel_length:{c}"] = col(c).isNotNull() & (F.size(col(c)) != want_len[c])
+    inf = F.lit(float("inf"))
     for c in ("image", "invvar", "arc"):
         if c in present:
-            # isnan() also covers NaN; +-inf compared against the float infinity literal
-            checks[f"pixels_finite:{c}"] = F.coalesce(F.exists(
-                col(c), lambda x: F.isnan(x) | (F.abs(x) == F.lit(float("inf")))), F.lit(False))
+            # Spark orders NaN above +inf, so an array holds a NaN or +inf iff its max is NaN or
+            # +inf, and -inf iff its min is -inf. array_max/array_min are code-generated loops;
+            # exists(x -> ...) evaluates an interpreted lambda per pixel (12,288 per column per row).
+            hi, lo = F.array_max(col(c)), F.array_min(col(c))
+            checks[f"pixels_finite:{c}"] = F.isnan(hi) | (hi == inf) | (lo == -inf)
     if "invvar" in present:
-        checks["invvar_nonnegative"] = F.coalesce(F.exists(col("invvar"), lambda x: x < 0), F.lit(False))
+        checks["invvar_nonnegative"] = F.array_min(col("invvar")) < 0
 
     def outside(c, lo, hi):
         slack = _RANGE_SLACK * max(abs(lo), abs(hi), 1.0)

@@ -82,8 +82,13 @@ def run_suites(split_frame, dataset_frame, thresholds: Thresholds, *, with_drift
     When `data_docs_dir` is given, GX Data Docs are built there (index.html)."""
     import os
 
+    import logging
+
     # no usage statistics leave the machine; GX reads this at import
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    # GX logs dozens of internal INFO lines per run ("Skipping registering function ..."), which
+    # bury the gate's own output in the CLI and the Airflow task log
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.checkpoint import UpdateDataDocsAction

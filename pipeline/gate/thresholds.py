@@ -1,4 +1,5 @@
-"""Per-variant gate thresholds, read from `expectations/<variant>.yaml`.
+"""Per-variant gate thresholds, read from `<variant>.yaml` in $DHS_EXPECTATIONS_DIR, else the source
+tree's `expectations/`, else the copy a wheel installs under `<sys.prefix>/share/dark-halo-scope/`.
 
 A thresholds file lists checks; each bounds one metric of the profile:
 
@@ -15,6 +16,8 @@ A thresholds file lists checks; each bounds one metric of the profile:
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,28 @@ import yaml
 
 from pipeline.errors import InputError
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+#: Environment variable naming the suites folder (docker-compose mounts expectations/ there).
+ENV_VAR = "DHS_EXPECTATIONS_DIR"
+#: expectations/ beside the package in a source checkout or an editable install.
+SOURCE_DIR = Path(__file__).resolve().parents[2] / "expectations"
+#: Where a wheel installs expectations/*.yaml (pyproject.toml [tool.setuptools.data-files]).
+INSTALLED_SUBDIR = Path("share") / "dark-halo-scope" / "expectations"
+
+
+def search_dirs() -> list[Path]:
+    """Where suites are looked up, in order: $DHS_EXPECTATIONS_DIR, the source tree's
+    expectations/, then the installed copy under sys.prefix (and the user base, for --user)."""
+    dirs = []
+    if os.environ.get(ENV_VAR):
+        dirs.append(Path(os.environ[ENV_VAR]))
+    dirs.append(SOURCE_DIR)
+    import site  # noqa: PLC0415
+
+    for prefix in (sys.prefix, sys.base_prefix, site.getuserbase()):
+        d = Path(prefix) / INSTALLED_SUBDIR
+        if d not in dirs:
+            dirs.append(d)
+    return dirs
 
 
 @dataclass(frozen=True)
@@ -50,14 +74,25 @@ class Thresholds:
 
 
 def thresholds_path(variant_or_path: str) -> Path:
+    """A suite's YAML: an existing .yaml/.yml path as given, else `<variant>.yaml` in the first of
+    search_dirs() that has it. $DHS_EXPECTATIONS_DIR, when set, must exist: a mount that did not
+    happen should not silently fall back to other thresholds."""
     p = Path(variant_or_path)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
-    p = EXPECTATIONS_DIR / f"{variant_or_path}.yaml"
-    if not p.exists():
-        known = sorted(x.stem for x in EXPECTATIONS_DIR.glob("*.yaml"))
-        raise InputError(f"--variant {variant_or_path}", f"no thresholds file {p} (known variants: {', '.join(known)})")
-    return p
+    if p.suffix in (".yaml", ".yml"):
+        if p.is_file():
+            return p
+        raise InputError(f"--variant {variant_or_path}", f"no such thresholds file {p}")
+    env = os.environ.get(ENV_VAR)
+    if env and not Path(env).is_dir():
+        raise InputError(f"${ENV_VAR}={env}", "not a directory (it should hold the suites <variant>.yaml)")
+    dirs = search_dirs()
+    for d in dirs:
+        if (d / f"{variant_or_path}.yaml").is_file():
+            return d / f"{variant_or_path}.yaml"
+    known = sorted({x.stem for d in dirs if d.is_dir() for x in d.glob("*.yaml")})
+    raise InputError(f"--variant {variant_or_path}",
+                     f"no {variant_or_path}.yaml in {', '.join(map(str, dirs))} "
+                     f"(known variants: {', '.join(known) or 'none'}; set ${ENV_VAR} to the suites folder)")
 
 
 def load_thresholds(variant_or_path: str) -> Thresholds:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,13 +38,11 @@ class GateResult:
 
 
 def local_spark(app_name: str = "dhs-validate"):
-    """A local Spark session (the EMR step passes its own)."""
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
+    """The session for a direct `dhs validate` (the EMR step passes its own): the project's one
+    factory, so the pixel-row reader batch and driver heap are the Spark steps' own."""
+    from pipeline.spark_session import get_spark
 
-    return (SparkSession.builder.master(os.environ.get("DHS_SPARK_MASTER", "local[*]")).appName(app_name)
-            .config("spark.sql.shuffle.partitions", "8").config("spark.ui.enabled", "false")
-            .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    return get_spark(app_name)
 
 
 def load_reference_profile(ref) -> dict | None:
@@ -98,7 +94,7 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
     from pipeline.gate import suites
 
     thresholds = load_thresholds(variant)
-    manifest = datasets.read_manifest(manifest_uri)
+    manifest = datasets.read_manifest_counts(manifest_uri)
     ds = datasets.open_dataset(dataset_uri)
     reference = load_reference_profile(reference_profile)
     run_config = datasets.run_config_for(ds.metadata, manifest["json"], variant)
@@ -125,12 +121,15 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
     failures = contract.failures() + suites.failure_messages(results)
     passed = not failures
 
+    from pipeline.gate import report, seed_questions
+
+    # The seed review's data questions, answered in validation.json even when no report is built.
+    seed_answers = seed_questions.answer_seed_questions(prof, report.seed_sample(df), results=results,
+                                                        failures=failures)
     report_index = None
     if build_report:
-        from pipeline.gate import report
-
         report_index = report.write_report(out / "report", prof, results, failures, df=df,
-                                           title=f"{ds.dataset_uri} ({thresholds.variant})")
+                                           title=f"{ds.dataset_uri} ({thresholds.variant})", seed_answers=seed_answers)
     doc = {
         "timestamp": datetime.now(timezone.utc).isoformat(),
         **seed_summary(prof),
@@ -145,6 +144,7 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
         "expectations": results,
         "row_contract": contract.to_dict(),
         "profile": prof,
+        "seed_questions": seed_answers,
         "outputs": {"data_docs": str(docs_dir / "index.html") if docs_dir else None, "report": report_index},
     }
     val_uri = storage.join(str(out_dir), "validation.json")

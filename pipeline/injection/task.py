@@ -3,10 +3,15 @@
 Record layout: exactly the keys of contract.COLUMN_NAMES. Scalars are Python values (None for
 null), pixel arrays flat numpy arrays in [band, y, x] C order (float32; maskbits int32 [y, x]).
 
-* Control (is_control): image, invvar and maskbits are the brick cutout, bit for bit; arc and every
-  lens/source/rendering column are None.
-* Injection: image = cutout image + arc (float32 sum), invvar and maskbits untouched, arc the
-  PSF-convolved arc alone. Every parameter needed to re-render the arc from the bank is on the row:
+Pixels are stored quantized (pipeline.pixels: image and arc on a 2^-14 nmgy grid, invvar to 11
+significant bits, maskbits exact), applied here so every writer stores the same values; every
+scalar on the row is computed before that rounding.
+
+* Control (is_control): image, invvar and maskbits are the brick cutout (image and invvar
+  quantized, maskbits bit for bit); arc and every lens/source/rendering column are None.
+* Injection: image = quantized (cutout image + arc) (float32 sum), invvar and maskbits as for a
+  control, arc the quantized PSF-convolved arc alone. Every parameter needed to re-render the
+  arc from the bank is on the row:
   - lens_x_arcsec / lens_y_arcsec are the lens centre actually used, relative to the stamp centre:
     the manifest's jitter PLUS the LRG's sub-pixel offset from its nearest pixel (cutout.dx_pix *
     0.262"), so the mass sits on the LRG's light rather than on a pixel centre;
@@ -38,6 +43,7 @@ from pipeline.errors import InputError, RowError
 from pipeline.injection.cutout import Cutout, cutout_at
 from pipeline.injection.metrics import arc_fluxes, arc_metrics, bad_pixel_frac
 from pipeline.injection.render import LensParams, SourcePlacement, render_arc
+from pipeline.pixels import quantize_record
 from pipeline.survey.brick import BrickCoadds
 from pipeline.units import DR10_PIXSCALE_ARCSEC, mag_to_nmgy
 
@@ -173,7 +179,8 @@ def inject_task(task: Mapping, brick: BrickCoadds, bank: CosmosBank, ctx: RunCon
         record["bad_pixel_frac"] = bad_pixel_frac(cut.invvar, cut.maskbits)
         record["cutout_ok"] = True
         record["cutout_error"] = None
-        return record
+        # after every metric: arc_flux_*, arc_snr and bad_pixel_frac describe the unrounded render
+        return quantize_record(record)
     except RowError as exc:
         return failed_record(task, str(exc), ctx)
     except Exception as exc:  # noqa: BLE001 - one bad row must not kill a brick's worth of rows

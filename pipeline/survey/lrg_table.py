@@ -46,13 +46,18 @@ NUMERIC_COLUMNS = tuple(c for c in REQUIRED_COLUMNS if c != "brickname")
 
 
 def validate_lrg_table(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check a table against the contract above; InputError names `source` and the column."""
+    """Check a table against the contract above; InputError names `source` and the column.
+
+    The one LRG-table check of the project: the reader, the writer and the manifest builder all
+    call it, so a table the survey writes is exactly a table the manifest accepts."""
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(source, f"expected a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{source}: {missing[0]}", f"required column(s) {missing} missing; "
                                                       f"columns present: {list(df.columns)}")
     if len(df) == 0:
-        raise InputError(source, "the LRG table has no rows")
+        raise InputError(source, "the LRG table is empty (no rows)")
     for col in NUMERIC_COLUMNS:
         if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
             raise InputError(f"{source}: {col}", f"must be numeric, got {df[col].dtype}")
@@ -60,12 +65,15 @@ def validate_lrg_table(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise InputError(f"{source}: lrg_id", f"must be integers, got {df['lrg_id'].dtype}")
     dup = df["lrg_id"][df["lrg_id"].duplicated()]
     if len(dup):
-        raise InputError(f"{source}: lrg_id", f"{len(dup)} duplicate id(s), e.g. {int(dup.iloc[0])}")
-    for col in ("ra", "dec"):
+        raise InputError(f"{source}: lrg_id", f"not unique: {len(dup)} duplicate id(s), e.g. {int(dup.iloc[0])}")
+    # mag_r: every source magnitude is mag_r + src_dmag, so a NaN here is a NaN arc
+    for col in ("ra", "dec", "mag_r"):
         bad = ~np.isfinite(df[col].to_numpy(dtype=float))
         if bad.any():
             raise InputError(f"{source}: {col}", f"{int(bad.sum())} non-finite value(s), "
                                                  f"e.g. at lrg_id {int(df['lrg_id'][bad].iloc[0])}")
+    if ((df["ra"] < -360) | (df["ra"] > 360)).any():
+        raise InputError(f"{source}: ra", "values outside [-360, 360] deg")
     if ((df["dec"] < -90) | (df["dec"] > 90)).any():
         raise InputError(f"{source}: dec", "values outside [-90, 90] deg")
     names = df["brickname"]

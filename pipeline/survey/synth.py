@@ -51,6 +51,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -403,6 +405,17 @@ def count_regions(ra_deg, dec_deg, size_deg: float = REGION_SIZE_DEG) -> int:
     return len(cells)
 
 
+def _synth_and_write_brick(job) -> tuple[dict, "pd.DataFrame"]:
+    """One brick made and written: (its info with files and bytes, its LRG rows)."""
+    params, index, center, coadd_prefix = job
+    brick = make_brick(params, index, center)
+    written = write_brick(coadd_prefix, brick.coadds, quantize_level=params.quantize_level,
+                          dither_seed=params.dither_seed)
+    brick.info["files"] = {uri.replace("\\", "/").rsplit("/", 1)[-1]: size for uri, size in sorted(written.items())}
+    brick.info["bytes"] = int(sum(written.values()))
+    return brick.info, brick.lrgs
+
+
 def synth_survey(
     out_dir: str,
     *,
@@ -413,9 +426,11 @@ def synth_survey(
     edge_frac: float = SynthParams.edge_frac,
     quantize_level: float = SynthParams.quantize_level,
     progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Write a synthetic DR10-format survey under `out_dir` (local or S3); returns a summary:
-    bricks, LRG counts, regions, bytes, paths, elapsed seconds."""
+    bricks, LRG counts, regions, bytes, paths, elapsed seconds. `workers` processes make the
+    bricks (default: one per CPU for a local `out_dir`, 1 for S3); the files do not depend on it."""
     params = SynthParams(seed=int(seed), n_bricks=int(n_bricks), brick_size_pix=int(brick_size_pix),
                          lrgs_per_brick=int(lrgs_per_brick), edge_frac=float(edge_frac),
                          quantize_level=float(quantize_level))
@@ -428,18 +443,24 @@ def synth_survey(
         raise InputError("survey synth: brick_spacing_deg", "two bricks got the same DR10 name")
     coadd_prefix = storage.join(str(out_dir), "coadd")
     bricks_info, tables, total_bytes = [], [], 0
-    for i, center in enumerate(centers):
-        brick = make_brick(params, i, center)
-        written = write_brick(coadd_prefix, brick.coadds, quantize_level=params.quantize_level,
-                              dither_seed=params.dither_seed)
-        brick.info["files"] = {uri.replace("\\", "/").rsplit("/", 1)[-1]: size for uri, size in sorted(written.items())}
-        brick.info["bytes"] = int(sum(written.values()))
-        total_bytes += brick.info["bytes"]
-        bricks_info.append(brick.info)
-        tables.append(brick.lrgs)
-        say(f"brick {i + 1}/{params.n_bricks} {brick.info['brickname']}: {brick.info['n_lrg']} LRGs "
-            f"({brick.info['n_lrg_cutout_inside']} with full cutouts), "
-            f"{brick.info['bytes'] / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s")
+    jobs = [(params, i, center, coadd_prefix) for i, center in enumerate(centers)]
+    if workers is None:
+        # bricks are independent and seeded per brick: a pool only changes the wall time. S3
+        # outputs stay in this process (one boto3 client, and moto's in-process mock in tests).
+        workers = 1 if storage.is_s3(str(out_dir)) else min(os.cpu_count() or 1, params.n_bricks)
+    pool = multiprocessing.get_context("fork").Pool(int(workers)) if int(workers) > 1 else None
+    try:
+        results = pool.imap(_synth_and_write_brick, jobs) if pool else map(_synth_and_write_brick, jobs)
+        for i, (info, lrgs) in enumerate(results):
+            total_bytes += info["bytes"]
+            bricks_info.append(info)
+            tables.append(lrgs)
+            say(f"brick {i + 1}/{params.n_bricks} {info['brickname']}: {info['n_lrg']} LRGs "
+                f"({info['n_lrg_cutout_inside']} with full cutouts), "
+                f"{info['bytes'] / 1e6:.1f} MB, {time.perf_counter() - t0:.1f} s")
+    finally:
+        if pool:
+            pool.terminate()
     lrgs = pd.concat(tables, ignore_index=True)
     lrg_uri = storage.join(str(out_dir), "lrg.parquet")
     total_bytes += write_lrg_table(lrgs, lrg_uri)

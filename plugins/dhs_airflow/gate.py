@@ -14,6 +14,9 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from dhs_airflow.links import DataDocsLink, ReportLink, data_docs_url
 
+#: XCom key of the gate's summary (also the task's return value when the gate passes)
+SUMMARY_XCOM_KEY = "gate_summary"
+
 
 class DhsGateOperator(BaseOperator):
     template_fields: Sequence[str] = ("validation_uri", "suite")
@@ -27,9 +30,13 @@ class DhsGateOperator(BaseOperator):
 
     def execute(self, context):
         from pipeline import storage  # noqa: PLC0415 - keep DAG parsing light
+        from pipeline.errors import InputError  # noqa: PLC0415
 
         validation_json = storage.join(self.validation_uri, "validation.json")
-        doc = json.loads(storage.read_bytes(validation_json))
+        try:
+            doc = json.loads(storage.read_bytes(validation_json))
+        except (InputError, ValueError) as exc:
+            raise AirflowFailException(f"no usable validation to gate ({exc}); nothing is promoted") from None
         outputs = doc.get("outputs") or {}
         ti = context["ti"]
         if outputs.get("data_docs"):
@@ -53,9 +60,14 @@ class DhsGateOperator(BaseOperator):
         self.log.info("gate %s: %d expectations, %d failed; row contract: %s",
                       "PASSED" if summary["passed"] else "FAILED", summary["expectations_total"],
                       summary["expectations_failed"], (doc.get("row_contract") or {}).get("passed"))
+        # pushed before deciding, so a failed gate still shows its summary next to its Data Docs link
+        ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
         if doc.get("variant") and doc["variant"] != self.suite:
             raise AirflowFailException(f"validation ran suite {doc['variant']!r}, the run asked for {self.suite!r}")
         if not summary["passed"]:
             listing = "\n".join(f"  - {f}" for f in failures) or "  - (validation did not pass)"
-            raise AirflowFailException(f"quality gate failed ({len(failures)} check(s)); nothing is promoted:\n{listing}")
+            message = (f"quality gate failed: {len(failures)} failed check(s) in suite {summary['suite']!r}; "
+                       f"nothing is promoted. Data Docs: {summary['data_docs'] or '(not built)'}\n{listing}")
+            self.log.error("%s", message)
+            raise AirflowFailException(message)
         return summary

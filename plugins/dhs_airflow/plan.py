@@ -6,13 +6,14 @@ output prefix outside the allowed roots fails the `plan` task with a message nam
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 
 from emr_steps import steps
 from pipeline import storage
+from pipeline.config import allowed_output_roots as configured_output_roots
+from pipeline.config import check_output_prefix as config_check_output_prefix
 from pipeline.config import load_run_config, parse_bands
 from pipeline.errors import InputError
 
@@ -47,25 +48,14 @@ DEFAULTS = {
 
 def allowed_output_roots() -> list[str]:
     """Where a run may write: DHS_ALLOWED_OUTPUT_ROOTS (comma-separated local roots or s3:// prefixes).
-    Unset means the production bucket and the working directory."""
-    raw = os.environ.get("DHS_ALLOWED_OUTPUT_ROOTS", f"s3://darkhaloscope/,{Path.cwd()}")
-    return [r.strip() for r in raw.split(",") if r.strip()]
+    Unset means the production bucket and the working directory: the DAG always limits writes."""
+    return configured_output_roots(default=f"s3://darkhaloscope/,{Path.cwd()}")
 
 
 def check_output_prefix(prefix: str) -> str:
-    """Refuse an output prefix outside the allowed roots (a typo must not write anywhere else)."""
-    if storage.is_s3(prefix):
-        normal = storage.to_s3(prefix).rstrip("/") + "/"
-        roots = [storage.to_s3(r).rstrip("/") + "/" for r in allowed_output_roots() if storage.is_s3(r)]
-        if any(normal.startswith(r) for r in roots):
-            return storage.to_s3(prefix).rstrip("/")
-    else:
-        path = Path(prefix).resolve()
-        roots = [Path(r).resolve() for r in allowed_output_roots() if not storage.is_s3(r)]
-        if any(path == r or r in path.parents for r in roots):
-            return str(path)
-    raise InputError("output_prefix", f"{prefix!r} is outside the allowed output roots {allowed_output_roots()} "
-                                      "(set DHS_ALLOWED_OUTPUT_ROOTS to change them)")
+    """Refuse an output prefix outside the allowed roots (a typo must not write anywhere else);
+    the same rule as the `dhs` commands (pipeline.config.check_output_prefix)."""
+    return config_check_output_prefix(prefix, source="output_prefix", roots=allowed_output_roots())
 
 
 def _safe_run_name(airflow_run_id: str | None) -> str:

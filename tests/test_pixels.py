@@ -1,0 +1,146 @@
+"""Storage quantization of the pixel columns (pipeline.pixels): the documented bounds hold, hand
+checked on chosen values and on real rendered stamps, and the row's scalars are unaffected."""
+
+import io
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import physics_checks
+from pipeline.config import RunConfig
+from pipeline.dataset import records_to_batch
+from pipeline.injection import task as task_mod
+from pipeline.injection.metrics import arc_metrics
+from pipeline.injection.task import RunContext, inject_task
+from pipeline.pixels import (IMAGE_STEP_NMGY, INVVAR_MANTISSA_BITS, STORAGE_QUANTIZATION, quantize_image,
+                             quantize_invvar)
+from tests.injection_fixtures import make_bank, make_brick, make_task
+
+CTX = RunContext(run_id="run-test", pipeline_version="0.0.test", config=RunConfig())
+HALF_STEP = 2.0 ** -15
+REL = 2.0 ** -12
+
+
+def test_image_grid_hand_values():
+    step = 2.0 ** -14
+    assert IMAGE_STEP_NMGY == step
+    x = np.array([0.0, 0.4 * step, 0.6 * step, -0.6 * step, 1.5 * step, 2.5 * step, 0.0123456, 3000.1234, np.nan],
+                 dtype=np.float32)
+    got = quantize_image(x)
+    assert got.dtype == np.float32
+    # rint: halves go to even multiples
+    assert got[:6].tolist() == [0.0, 0.0, step, -step, 2 * step, 2 * step]
+    assert got[6] == np.float32(round(0.0123456 / step) * step)  # 202.27... steps -> 202 steps
+    assert got[7] == np.float32(3000.1234)  # float32 spacing at 3000 is 2^-12: already on the grid
+    assert np.isnan(got[8])
+
+
+def test_image_bound_and_idempotence_on_many_values():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0, 0.01, 100_000), rng.lognormal(0, 4, 10_000) * rng.choice([-1, 1], 10_000)])
+    x = x.astype(np.float32)
+    q = quantize_image(x)
+    assert np.abs(q.astype(np.float64) - x.astype(np.float64)).max() <= HALF_STEP
+    np.testing.assert_array_equal(quantize_image(q), q)
+
+
+def test_invvar_hand_values_round_half_to_even():
+    ulp = 2.0 ** -INVVAR_MANTISSA_BITS  # spacing of the kept mantissa at 1.0
+    x = np.array([1.0 + ulp / 2, 1.0 + 3 * ulp / 2, 1.0 + 0.49 * ulp, 1.0 + 0.51 * ulp, 0.0, np.inf, 1e-40,
+                  65465.78515625], dtype=np.float32)
+    got = quantize_invvar(x)
+    assert got[0] == 1.0  # tie -> even (1.0)
+    assert got[1] == np.float32(1.0 + 2 * ulp)  # tie -> even (2 ulp)
+    assert got[2] == 1.0 and got[3] == np.float32(1.0 + ulp)
+    assert got[4] == 0.0 and got[5] == np.inf
+    assert got[6] == x[6]  # a subnormal is kept: it must not become a masked 0
+    # 65465.785 = 2^15 * 1.99785...: 11 bits -> multiples of 2^(15-11) = 16
+    assert got[7] == 65472.0
+
+
+def test_invvar_relative_bound_on_scattered_values():
+    rng = np.random.default_rng(2)
+    x = (65000 * np.exp(rng.normal(0, 0.5, 200_000))).astype(np.float32)
+    x[::97] = 0.0
+    q = quantize_invvar(x)
+    assert np.all((q == 0) == (x == 0))
+    rel = np.abs(q.astype(np.float64) - x) / np.where(x > 0, x, 1)
+    assert rel.max() <= REL
+    assert STORAGE_QUANTIZATION["invvar"]["max_rel_error"] == REL
+    assert STORAGE_QUANTIZATION["image"]["max_abs_error_nmgy"] == HALF_STEP
+
+
+@pytest.fixture(scope="module")
+def stamps():
+    """The same tasks rendered twice: as stored, and with the storage rounding switched off."""
+    brick, bank = make_brick(), make_bank(n=6)
+    rng = np.random.default_rng(3)
+    brick.invvar["r"] *= np.exp(rng.normal(0, 0.05, brick.invvar["r"].shape)).astype(np.float32)
+    tasks = [make_task(brick, i % 3, cosmos_index=i % 6, theta_e_arcsec=0.8 + 0.3 * i,
+                       control=(i == 4), task_id=f"t{i}") for i in range(6)]
+    stored = [inject_task(t, brick, bank, CTX) for t in tasks]
+    mp = pytest.MonkeyPatch()
+    mp.setattr(task_mod, "quantize_record", lambda r: r)
+    try:
+        raw = [inject_task(t, brick, bank, CTX) for t in tasks]
+    finally:
+        mp.undo()
+    return stored, raw
+
+
+def test_rendered_stamps_within_the_bound_and_scalars_unchanged(stamps):
+    stored, raw = stamps
+    assert all(r["cutout_ok"] for r in stored)
+    for s, r in zip(stored, raw):
+        for name in ("image", "arc"):
+            if r[name] is None:
+                assert s[name] is None
+                continue
+            d = np.abs(s[name].astype(np.float64) - r[name].astype(np.float64))
+            assert d.max() <= HALF_STEP, name
+            assert s[name].dtype == np.float32
+        iv_s, iv_r = s["invvar"].astype(np.float64), r["invvar"].astype(np.float64)
+        assert np.all((iv_s == 0) == (iv_r == 0))
+        assert np.all(np.abs(iv_s - iv_r) <= REL * iv_r)
+        assert s["maskbits"].tobytes() == r["maskbits"].tobytes()
+        # every scalar (arc fluxes, arc_snr, bad_pixel_frac, ...) is computed before rounding
+        for k, v in r.items():
+            if not isinstance(v, np.ndarray):
+                assert s[k] == v or (v != v and s[k] != s[k]), k
+
+
+def test_arc_sums_and_snr_from_stored_pixels_agree_with_the_row(stamps):
+    stored, raw = stamps
+    for s, r in zip(stored, raw):
+        if s["is_control"]:
+            continue
+        arcs = s["arc"].reshape(3, 64, 64).astype(np.float64)
+        rendered = r["arc"].reshape(3, 64, 64)
+        for i, b in enumerate("grz"):
+            # each pixel that was non-zero moved by <= half a step (faint wings round to 0);
+            # exact zeros (beyond the PSF's reach) stay zero
+            nonzero = int((rendered[i] != 0).sum())
+            assert abs(arcs[i].sum() - s[f"arc_flux_{b}"]) <= nonzero * HALF_STEP
+            ratio = physics_checks.arc_flux_ratio(arcs[i].sum(), s[f"src_mag_{b}"], s["magnification"])
+            assert physics_checks.flux_is_consistent(ratio), (b, ratio)
+        m = arc_metrics(arcs[1], s["invvar"].reshape(3, 64, 64)[1], s["maskbits"].reshape(64, 64))
+        assert m.arc_snr == pytest.approx(s["arc_snr"], rel=1e-3)
+
+
+def test_stored_rows_roundtrip_parquet_exactly_and_fit_40_kb(stamps):
+    stored, _ = stamps
+    batch = records_to_batch(stored)
+    buf = io.BytesIO()
+    import pyarrow as pa
+
+    table = pa.Table.from_batches([batch]).select(["task_id", "image", "invvar", "arc", "maskbits"])
+    pq.write_table(table, buf, compression="zstd", use_dictionary=False)
+    back = pq.read_table(io.BytesIO(buf.getvalue()))
+    for name in ("image", "invvar", "arc"):
+        for s, got in zip(stored, back.column(name).to_pylist()):
+            if s[name] is None:
+                assert got is None
+            else:
+                assert np.asarray(got, dtype=np.float32).tobytes() == s[name].tobytes()
+    assert len(buf.getvalue()) / len(stored) < 40 * 1024
