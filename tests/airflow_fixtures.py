@@ -137,9 +137,10 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
     if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != str(home):
         # Too late to configure this process; the subprocess runs are unaffected.
         print("warning: airflow was imported before the airflow_home fixture; in-process config may differ")
+    # Only Airflow's own settings go into this process: DHS_ALLOWED_OUTPUT_ROOTS here would make every
+    # later test's `dhs ... --out tmp_path` refuse its output (the Airflow subprocesses get `env`).
     for key in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
-                "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__CORE__UNIT_TEST_MODE", "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT",
-                "DHS_ALLOWED_OUTPUT_ROOTS", "DHS_DOCS_ROOT"):
+                "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__CORE__UNIT_TEST_MODE", "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"):
         os.environ[key] = env[key]
     plugins = str(REPO / "plugins")
     if plugins not in sys.path:
@@ -167,7 +168,7 @@ def tiny_inputs(airflow_home) -> dict:
     Splits with the demo config's seed: train 139 / val 34 / test 67 tasks, half controls."""
     from pipeline.cli.main import main
 
-    out = airflow_home.out_root / "tiny_inputs"  # inside DHS_ALLOWED_OUTPUT_ROOTS, which `dhs` honours
+    out = airflow_home.out_root / "tiny_inputs"  # inside the runs' DHS_ALLOWED_OUTPUT_ROOTS
     survey, bank_dir, manifest = out / "survey", out / "bank", out / "manifest"
     t0 = time.time()
     synth = ["survey", "synth", "--out", str(survey), "--quiet"]
