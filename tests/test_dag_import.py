@@ -97,11 +97,12 @@ def test_consumer_is_scheduled_on_the_promoted_asset(dagbag):
       "output_prefix": "/tmp/out", "code_prefix": "s3://b/code"}, "output_prefix"),
     ({"run_config": "no_such_config"}, "no_such_config"),
 ])
-def test_plan_run_refuses_bad_input_naming_the_field(airflow_home, change, field):
+def test_plan_run_refuses_bad_input_naming_the_field(airflow_home, monkeypatch, change, field):
     from dhs_airflow.plan import DEFAULTS, plan_run
 
     from pipeline.errors import InputError
 
+    monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", str(airflow_home.out_root))
     params = {**DEFAULTS, "output_prefix": str(airflow_home.out_root / "ds"), **change}
     with pytest.raises(InputError) as exc:
         plan_run(params, airflow_run_id="manual__test")
@@ -111,6 +112,7 @@ def test_plan_run_refuses_bad_input_naming_the_field(airflow_home, change, field
 def test_plan_run_builds_both_backends(airflow_home, monkeypatch):
     from dhs_airflow.plan import DEFAULTS, plan_run
 
+    monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", str(airflow_home.out_root))
     local = plan_run({**DEFAULTS, "output_prefix": str(airflow_home.out_root / "ds")}, airflow_run_id="manual__2026-01-01T00:00:00+00:00")
     assert local["validation_uri"] == str(airflow_home.out_root / "ds" / "validation" / "manual__2026-01-01T00_00_00_00_00")
     assert local["local_inject"][0].endswith("spark-submit") and "--master" in local["local_inject"]
