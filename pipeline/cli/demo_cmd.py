@@ -73,7 +73,7 @@ def make_inputs(out: Path) -> dict:
 
 def airflow_env(out: Path) -> dict:
     """Environment of a project-local Airflow: SQLite home under `out`, our dags/ and plugins/."""
-    home = out / "airflow"
+    home = Path(out).resolve() / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     return {
         **os.environ,
@@ -120,7 +120,7 @@ def run_dag(out: Path, conf: dict) -> int:
 
 
 def run(args) -> int:
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # Airflow refuses a relative SQLite path in AIRFLOW_HOME
     out.mkdir(parents=True, exist_ok=True)
     inputs = make_inputs(out)
     for key in ("survey", "lrg_table", "bank", "manifest"):
