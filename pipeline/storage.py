@@ -106,6 +106,29 @@ def write_bytes(uri: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def put_tree(local_dir: str | Path, uri: str) -> list[str]:
+    """Copy every file under a local folder to `uri` (S3 prefix or local folder), keeping relative
+    paths; S3 objects get a Content-Type so a browser renders the HTML pages. Returns the URIs.
+    Used for GX Data Docs and the report: GX builds them on local disk only."""
+    import mimetypes  # noqa: PLC0415
+
+    src = Path(local_dir)
+    if not src.is_dir():
+        raise InputError(str(src), "no such folder")
+    written = []
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        rel = path.relative_to(src).as_posix()
+        dest = join(uri, rel)
+        if is_s3(dest):
+            bucket, key = split_s3(dest)
+            ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            _s3_client().put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=ctype)
+        else:
+            write_bytes(dest, path.read_bytes())
+        written.append(dest)
+    return written
+
+
 def list_files(uri: str, suffix: str = "") -> list[str]:
     """All files under a prefix (recursive), sorted, as URIs in the input's spelling."""
     if is_s3(uri):

@@ -147,9 +147,18 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
         "seed_questions": seed_answers,
         "outputs": {"data_docs": str(docs_dir / "index.html") if docs_dir else None, "report": report_index},
     }
+    docs_index = str(docs_dir / "index.html") if docs_dir else None
+    if storage.is_s3(out_dir):
+        # GX builds Data Docs on local disk only: build here, then copy beside validation.json.
+        if docs_dir:
+            storage.put_tree(docs_dir, storage.join(str(out_dir), "data_docs"))
+            docs_index = storage.join(str(out_dir), "data_docs", "index.html")
+        if report_index:
+            storage.put_tree(Path(report_index).parent, storage.join(str(out_dir), "report"))
+            report_index = storage.join(str(out_dir), "report", "index.html")
+        doc["outputs"] = {"data_docs": docs_index, "report": report_index}
     val_uri = storage.join(str(out_dir), "validation.json")
     prof_uri = storage.join(str(out_dir), "profile.json")
     storage.write_bytes(val_uri, json.dumps(doc, indent=1, default=str).encode())
     storage.write_bytes(prof_uri, json.dumps(prof, indent=1, default=str).encode())
-    return GateResult(passed, failures, str(out_dir), val_uri, prof_uri,
-                      str(docs_dir / "index.html") if docs_dir else None, report_index, checksum, results)
+    return GateResult(passed, failures, str(out_dir), val_uri, prof_uri, docs_index, report_index, checksum, results)
