@@ -39,3 +39,19 @@ def spark():
 def hst_dir():
     """The 7 real HST galaxies shipped in the repo (copied from shared/data/hst_galaxies)."""
     return SHARED_HST
+
+
+@pytest.fixture()
+def s3(monkeypatch):
+    """moto's in-process S3 with fake credentials and one bucket, `dhs` (us-east-2): the boto3 client."""
+    import boto3  # noqa: PLC0415
+    from moto import mock_aws  # noqa: PLC0415
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-2")
+        client.create_bucket(Bucket="dhs", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+        yield client

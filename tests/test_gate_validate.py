@@ -71,27 +71,17 @@ def test_cli_gate_failure_lists_checks(spark, gate_cases, tmp_path, capsys):
     assert "arc_flux_consistent" in capsys.readouterr().out
 
 
-def test_validation_to_s3_copies_data_docs_and_report_beside_it(spark, gate_cases, monkeypatch, tmp_path):
+def test_validation_to_s3_copies_data_docs_and_report_beside_it(spark, gate_cases, s3):
     """GX builds Data Docs on local disk only: with an S3 output the gate builds them locally, then
     copies them (and the report) beside validation.json, whose `outputs` point at the S3 copies."""
-    import boto3
-    from moto import mock_aws
-
     from pipeline.gate.validate import validate_dataset
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-2"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     d, m = gate_cases("clean")
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-2")
-        s3.create_bucket(Bucket="dhs", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
-        result = validate_dataset(str(d), manifest_uri=str(m), variant="demo", out_dir="s3://dhs/ds/validation/run1",
-                                  spark=spark)
-        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="dhs", Prefix="ds/validation/run1/")["Contents"]}
-        doc = json.loads(s3.get_object(Bucket="dhs", Key="ds/validation/run1/validation.json")["Body"].read())
-        head = s3.head_object(Bucket="dhs", Key="ds/validation/run1/data_docs/index.html")
+    result = validate_dataset(str(d), manifest_uri=str(m), variant="demo", out_dir="s3://dhs/ds/validation/run1",
+                              spark=spark)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="dhs", Prefix="ds/validation/run1/")["Contents"]}
+    doc = json.loads(s3.get_object(Bucket="dhs", Key="ds/validation/run1/validation.json")["Body"].read())
+    head = s3.head_object(Bucket="dhs", Key="ds/validation/run1/data_docs/index.html")
     assert result.passed and doc["passed"]
     assert doc["outputs"] == {"data_docs": "s3://dhs/ds/validation/run1/data_docs/index.html",
                               "report": "s3://dhs/ds/validation/run1/report/index.html"}

@@ -3,9 +3,7 @@ s3:// / s3a:// handling (moto for every S3 touch)."""
 
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from emr_steps import args as stepargs
 from emr_steps.steps import (
@@ -116,16 +114,6 @@ def test_job_flow_overrides_seed_cluster():
     assert jf["LogUri"].startswith("s3://")
 
 
-@pytest.fixture()
-def s3(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-2")
-        client.create_bucket(Bucket="dhs", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
-        yield client
 
 
 def test_dataset_metadata_current_and_completeness_on_s3(s3):

@@ -4,9 +4,7 @@ Content-Type so that a browser renders the HTML instead of downloading it."""
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from pipeline import storage
 from pipeline.errors import InputError
@@ -20,16 +18,6 @@ def _site(root):
     return {"index.html", "validations/s/r.html", "plot.png"}
 
 
-@pytest.fixture
-def s3(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-2")
-        client.create_bucket(Bucket="dhs", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
-        yield client
 
 
 def test_put_tree_to_s3_keeps_paths_bytes_and_content_types(tmp_path, s3):
