@@ -1,6 +1,6 @@
 """Gate benchmark (not a test): the full gate on a 12M-row table of the contract's scalar columns.
 
-  .venv/bin/python -m benchmarks.gate_bench [--rows 12000000] [--runs 3] [--baseline-rows 1000000]
+  .venv/bin/python -m benchmarks.gate_bench [--rows 12000000] [--runs 3] [--baseline-rows 1000000] [--identity manifest|rows]
 
 1. Builds the table once (Spark range + rand expressions -> Parquet in a temp dir, reused).
 2. Times the gate as validate_dataset runs it: row contract (scalar columns) fused with the profile
@@ -107,6 +107,22 @@ def build_table(spark, path: Path, rows: int, cfg) -> None:
     (path / METADATA_FILE).write_text(json.dumps(meta, indent=1, default=str))
 
 
+def bench_manifest_identity(data: Path, cache: Path) -> dict:
+    """The identity record `dhs manifest` would write for the table's tasks (the table stands in for
+    its own manifest: one row per task), computed once with pipeline.task_identity and cached."""
+    import pyarrow.dataset as pads
+
+    from pipeline.task_identity import IDENTITY_COLUMNS, manifest_identity
+
+    if cache.exists():
+        return json.loads(cache.read_text())
+    tasks = pads.dataset(str(data), format="parquet", partitioning="hive").to_table(
+        columns=list(IDENTITY_COLUMNS)).to_pandas()
+    ident = manifest_identity(tasks["task_id"], tasks["lrg_id"], tasks["region_split"].astype(str), tasks["is_control"])
+    cache.write_text(json.dumps(ident))
+    return ident
+
+
 def run_gate(spark, root: Path, manifest: Path):
     """The gate as validate_dataset runs it: row contract and profile fused into three Spark jobs
     (pipeline.gate.profile.profile_and_contract), then the GX suites over the profile."""
@@ -123,7 +139,8 @@ def run_gate(spark, root: Path, manifest: Path):
     df = datasets.read_rows(spark, ds)
     contract, prof = profile_and_contract(df, run_config=cfg,
                                           hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, manifest_doc["json"]),
-                                          files_per_split=ds.files_per_split(), include_pixels=False)
+                                          files_per_split=ds.files_per_split(), include_pixels=False,
+                                          manifest_identity=datasets.manifest_identity_for(manifest_doc["json"]))
     t1 = time.perf_counter()
     th = load_thresholds("production")
     frames = suites.metrics_frames(prof, manifest_doc["tasks_per_split"], th)
@@ -132,6 +149,7 @@ def run_gate(spark, root: Path, manifest: Path):
     failed = [r["name"] for r in results if not r["success"]] + [k for k, v in contract.checks.items() if v["failed_rows"]]
     return {"total_s": t2 - t0, "contract_and_profile_s": t1 - t0, "suites_s": t2 - t1,
             "jobs_s": dict(JOB_TIMES), "rows": contract.rows, "failed_checks": failed,
+            "task_identity": prof["all"]["task_identity"],
             "load_avg_1m_after": os.getloadavg()[0]}
 
 
@@ -214,6 +232,10 @@ def main(argv=None) -> int:
     p.add_argument("--baseline-rows", type=int, default=1_000_000)
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "dhs_gate_bench"))
     p.add_argument("--cores", default="2")
+    p.add_argument("--identity", choices=("manifest", "rows"), default="manifest",
+                   help="manifest: manifest.json carries the task identity record, as `dhs manifest` writes it "
+                        "(the gate checks ids and leakage in its first scan); rows: it does not (the gate's "
+                        "exact shuffle, job 3)")
     args = p.parse_args(argv)
     from pipeline.spark_session import get_spark
 
@@ -231,7 +253,10 @@ def main(argv=None) -> int:
     build_s = time.perf_counter() - t
     counts = {r["region_split"]: r["count"] for r in spark.read.parquet(str(data)).groupBy("region_split").count().collect()}
     (work / "manifest").mkdir(exist_ok=True)
-    (work / "manifest" / "manifest.json").write_text(json.dumps({"tasks_per_split": counts}))
+    manifest_doc = {"tasks_per_split": counts}
+    if args.identity == "manifest":
+        manifest_doc["identity"] = bench_manifest_identity(data, work / "manifest" / "identity.json")
+    (work / "manifest" / "manifest.json").write_text(json.dumps(manifest_doc))
 
     _time_jobs()
     runs = [run_gate(spark, work, work / "manifest") for _ in range(args.runs)]
@@ -240,7 +265,7 @@ def main(argv=None) -> int:
     base_s = run_gx_on_rows(spark, data, base_rows)
     base_full_s = base_s * args.rows / base_rows
     out = {
-        "rows": args.rows, "cores": args.cores, "host": platform.node(), "load_avg_1m": os.getloadavg()[0],
+        "rows": args.rows, "cores": args.cores, "identity": args.identity, "host": platform.node(), "load_avg_1m": os.getloadavg()[0],
         "load_avg_1m_before": load_before,
         "note": ("shared 2-core VM with other work running; load averages recorded before, after each run "
                  "and at the end"),

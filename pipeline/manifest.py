@@ -51,7 +51,8 @@ still all multiply imaged, first failures appeared at 1.05: the factor 0.8 leave
 tests/test_manifest.py checks the multiple-image fraction on a sample of tasks.
 
 Files: `<out>/manifest.parquet` (this table) and `<out>/manifest.json` (run config, counts per
-split, input checksums).
+split, input checksums, and the task identity record of pipeline.task_identity that lets the
+gate check task ids and LRG leakage without a shuffle).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ from pipeline.config import SPLITS, RunConfig
 from pipeline.errors import InputError
 from pipeline.survey.lrg_table import REQUIRED_COLUMNS as LRG_COLUMNS
 from pipeline.survey.lrg_table import validate_lrg_table
+from pipeline.task_identity import manifest_identity
 
 MANIFEST_FORMAT_VERSION = 1
 #: Radius of the "inside the caustic" disc in units of sqrt(q) theta_E (see module docstring).
@@ -377,6 +379,8 @@ def write_manifest(df: pd.DataFrame, out_dir: str, config: RunConfig, inputs: di
         "config": config.to_dict(),
         "inputs": {name: _input_record(name, value) for name, value in sorted(inputs.items())},
         "columns": list(MANIFEST_COLUMNS),
+        # what the gate needs to check the rows' task ids and LRG leakage without a shuffle
+        "identity": manifest_identity(df["task_id"], df["lrg_id"], df["region_split"], df["is_control"]),
     }
     storage.write_bytes(storage.join(out_dir, "manifest.json"), (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
     return doc

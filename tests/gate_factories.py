@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from pipeline.config import load_run_config
 from pipeline.contract import BANDS, COLUMNS, INJECTION_ONLY, PIXEL_LAYOUT, STAMP_SIZE_PIX
 from pipeline.physics_checks import source_flux_nmgy
+from pipeline.task_identity import manifest_identity
 
 SPLIT_ROWS = {"train": 240, "val": 180, "test": 180}
 #: Rows of a defective dataset: each defect breaks one check, which 200 rows show as well as 600
@@ -184,10 +185,19 @@ def write_dataset(c: dict, root: Path, *, files_per_split: int = 2, metadata: di
     return root
 
 
-def write_manifest(root: Path, tasks_per_split: dict | None = None) -> Path:
+def identity_of(c: dict) -> dict:
+    """The manifest.json identity record of these columns' tasks, as `dhs manifest` writes it."""
+    return manifest_identity(c["task_id"], c["lrg_id"], c["region_split"], c["is_control"])
+
+
+def write_manifest(root: Path, tasks_per_split: dict | None = None, identity: dict | None = None) -> Path:
+    """manifest.json with the counts and (when given) the task identity record; a real manifest is
+    the clean plan, so the gate cases pass the clean columns' identity even for a defect."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     doc = {"run_config": load_run_config("demo").to_dict(), "tasks_per_split": tasks_per_split or dict(SPLIT_ROWS)}
+    if identity is not None:
+        doc["identity"] = identity
     (root / "manifest.json").write_text(json.dumps(doc, indent=1))
     return root
 
@@ -296,7 +306,8 @@ def make_case(tmp_path: Path, defect: str | None = None, *, rows_lost: int = 0,
         keep[np.flatnonzero(c["region_split"] == "train")[:rows_lost]] = False
         c = {k: v[keep] for k, v in c.items()}
     name = defect or ("rows_lost" if rows_lost else "clean")
-    return write_dataset(c, Path(tmp_path) / name), write_manifest(Path(tmp_path) / f"{name}_manifest", split_rows)
+    return write_dataset(c, Path(tmp_path) / name), write_manifest(Path(tmp_path) / f"{name}_manifest", split_rows,
+                                                                   identity_of(_cached_clean(split_rows)))
 
 
 _CLEAN = {}

@@ -130,6 +130,19 @@ def read_rows(spark, dataset: Dataset, columns: list[str] | None = None):
 
 # --- the manifest and the run config the rows must match -------------------------------------
 
+def manifest_identity_for(manifest_json) -> dict | None:
+    """manifest.json's `identity` record (pipeline.task_identity.manifest_identity) when it is
+    complete, else None: the gate then checks uniqueness and leakage on the rows alone."""
+    ident = manifest_json.get("identity") if isinstance(manifest_json, dict) else None
+    need = ("fingerprint", "rows", "dup_rows", "dup_examples", "multi_split", "multi_ex", "shared", "shared_ex")
+    if not isinstance(ident, dict) or any(k not in ident for k in need):
+        return None
+    fp = ident["fingerprint"]
+    if not (isinstance(fp, list) and len(fp) == 2 and all(isinstance(x, int) for x in fp)):
+        return None
+    return ident
+
+
 #: Keys under which the producers may record the run config and the bank filter; the first found wins.
 _RUN_CONFIG_KEYS = ("run_config", "config")
 _HLR_FILTER_KEYS = ("hlr_filter_arcsec", "hlr_filter", "hlr_range_arcsec")

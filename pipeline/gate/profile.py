@@ -13,6 +13,10 @@ Jobs (no row reaches the driver; pixel columns are read only by the row contract
 3. uniqueness of task_id and LRG leakage (one scan, one shuffle): rows keyed twice, by
    xxhash64(task_id) and by lrg_id. A hash seen twice is re-checked exactly on task_id (so a
    64-bit hash collision can never fail the gate nor hide a duplicate).
+   Skipped when manifest.json carries the manifest's task identity (pipeline.task_identity): job 1
+   then also sums the identity hash of every row, and when the sums and the row count equal the
+   manifest's, the rows are the manifest's tasks and share its (exactly computed) duplicates and
+   leakage. Any difference runs job 3, which names the offending tasks and LRGs.
 
 Quantiles use `percentile_approx` with accuracy QUANTILE_ACCURACY = 10,000: Spark's
 Greenwald-Khanna summary guarantees the returned value's rank is within N / QUANTILE_ACCURACY of
@@ -364,32 +368,68 @@ def compute_profile(df, *, run_config, hlr_filter_arcsec, files_per_split: dict 
                      run_config=run_config, hlr_filter_arcsec=hlr_filter_arcsec, files_per_split=files_per_split)
 
 
+def identity_sums() -> list:
+    """Job 1's extra aggregates when the manifest's identity is known: the exact sums of the low
+    and high 32 bits of xxhash64(task_id, lrg_id, region_split, is_control) per row, the same hash
+    and sums as pipeline.task_identity.fingerprint computes over the manifest."""
+    from pyspark.sql import functions as F
+
+    col = F.col
+    h = F.xxhash64(col("task_id").cast("string"), col("lrg_id").cast("long"),
+                   col("region_split").cast("string"), col("is_control").cast("boolean"))
+    return [F.sum(h.bitwiseAND(F.lit(0xFFFFFFFF))).alias("__id_lo"),
+            F.sum(F.shiftrightunsigned(h, 32)).alias("__id_hi")]
+
+
+def _identity_from_manifest(summary: dict, rows: int, identity: dict | None) -> dict | None:
+    """Job 3's answer taken from the manifest, when the rows are exactly its tasks; else None."""
+    if not identity:
+        return None
+    sums = [sum(int(s["__id_lo"] or 0) for s in summary.values()), sum(int(s["__id_hi"] or 0) for s in summary.values())]
+    if sums != [int(x) for x in identity["fingerprint"]] or rows != int(identity["rows"]):
+        return None
+    return {k: identity[k] for k in ("dup_rows", "dup_examples", "multi_split", "multi_ex", "shared", "shared_ex")}
+
+
 def profile_and_contract(df, *, run_config, hlr_filter_arcsec, files_per_split: dict | None = None,
-                         include_pixels: bool = True, n_examples: int = 3):
+                         include_pixels: bool = True, n_examples: int = 3, manifest_identity: dict | None = None):
     """(ContractResult, profile) with the row contract's counters fused into the profile's jobs:
     job 1 counts every contract check per split in the same scan as the summary, job 3 checks
-    task_id uniqueness with the LRG leakage. Same results as check_row_contract + compute_profile."""
+    task_id uniqueness with the LRG leakage. Same results as check_row_contract + compute_profile.
+
+    `manifest_identity` (manifest.json's `identity`, pipeline.task_identity.manifest_identity):
+    when given, job 1 also fingerprints the rows' task identities and job 3 runs only if they
+    differ from the manifest's (see the module docstring)."""
     from pyspark.sql import functions as F
 
     from pipeline.gate import row_contract
+    from pipeline.task_identity import IDENTITY_COLUMNS
 
     schema_errors = row_contract.schema_errors(df, include_pixels)
     if row_contract.KEY_COLUMNS - set(df.columns):
         return row_contract.ContractResult(False, -1, schema_errors, {}), None
+    if set(IDENTITY_COLUMNS) - set(df.columns):
+        manifest_identity = None
     preds = row_contract.row_predicates(run_config, df.columns)
     contract_aggs = [F.sum(v.cast("long")).alias(f"__c{i}") for i, v in enumerate(preds.values())]
-    summary = _summary(df, hlr_filter_arcsec, contract_aggs)
+    summary = _summary(df, hlr_filter_arcsec, contract_aggs + (identity_sums() if manifest_identity else []))
+    rows = sum(int(s["rows"]) for s in summary.values())
     scalar = _scalar_frame(df)
     hist, reuse = _histograms(scalar, run_config)
-    uniq = _uniqueness_and_leakage(scalar, n_examples=n_examples)
+    uniq = _identity_from_manifest(summary, rows, manifest_identity)
+    identity = {"checked_by": "manifest fingerprint" if uniq else "exact shuffle",
+                "matches_manifest": (uniq is not None) if manifest_identity else None}
+    if uniq is None:
+        uniq = _uniqueness_and_leakage(scalar, n_examples=n_examples)
     counts = [sum(int(s[f"__c{i}"] or 0) for s in summary.values()) for i in range(len(preds))]
     contract = row_contract.contract_result(
-        df, schema_errors, preds, counts, rows=sum(int(s["rows"]) for s in summary.values()),
+        df, schema_errors, preds, counts, rows=rows,
         dup_rows=uniq["dup_rows"], dup_examples=uniq["dup_examples"], n_examples=n_examples)
     if contract.rows == 0:
         return contract, None
     prof = _assemble(summary, hist, reuse, uniq, run_config=run_config,
                      hlr_filter_arcsec=hlr_filter_arcsec, files_per_split=files_per_split)
+    prof["all"]["task_identity"] = identity
     return contract, prof
 
 

@@ -106,7 +106,8 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
     log.info("row contract + profile on %s", ds.data_uri)
     # one scan of the rows for the contract's counters and the profile's summary (see profile.py)
     contract, prof = profile_mod.profile_and_contract(df, run_config=run_config, hlr_filter_arcsec=hlr_filter,
-                                                      files_per_split=ds.files_per_split())
+                                                      files_per_split=ds.files_per_split(),
+                                                      manifest_identity=datasets.manifest_identity_for(manifest["json"]))
     if contract.rows == 0:
         raise InputError(ds.data_uri, "the dataset has no rows")
     if contract.rows < 0:  # key columns missing: nothing to profile
