@@ -16,3 +16,25 @@ def test_airflow_home_is_absolute_for_a_relative_out(tmp_path, monkeypatch):
     home = Path(env["AIRFLOW_HOME"])
     assert home.is_absolute() and home == tmp_path / "demo_output" / "airflow" and home.is_dir()
     assert os.path.isabs(env["DHS_DOCS_ROOT"]) and os.path.isabs(env["DHS_ALLOWED_OUTPUT_ROOTS"])
+
+
+def test_airflow_database_is_made_in_the_background_and_waited_for(tmp_path):
+    """`dhs demo` creates Airflow's database while it makes the inputs (real `airflow db migrate`)."""
+    from pipeline.cli.demo_cmd import start_db_migrate, wait_db_migrate
+
+    proc = start_db_migrate(tmp_path)
+    assert proc is not None
+    wait_db_migrate(proc, tmp_path)
+    assert (tmp_path / "airflow" / "airflow.db").is_file()
+    assert start_db_migrate(tmp_path) is None  # made once, reused
+
+
+def test_a_failed_database_migration_stops_the_demo_naming_its_log(tmp_path):
+    import subprocess
+
+    import pytest
+
+    from pipeline.cli.demo_cmd import wait_db_migrate
+
+    with pytest.raises(SystemExit, match=r"airflow db migrate.*exit 1.*db_migrate\.log"):
+        wait_db_migrate(subprocess.Popen(["false"]), tmp_path)

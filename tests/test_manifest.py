@@ -226,6 +226,14 @@ def test_write_and_read_round_trip_with_checksums(tmp_path, manifest, config, lr
     assert sum(c["tasks"] for c in counts.values()) == len(manifest) == on_disk["n_tasks"]
     assert all(c["control"] + c["injection"] == c["tasks"] for c in counts.values())
     assert on_disk["config"]["seed"] == config.seed
+    # the identity record the gate compares the rows with: built from the table that was written,
+    # and the builder's manifests neither repeat a task nor share an LRG across splits or roles
+    from pipeline.task_identity import manifest_identity
+
+    ident = on_disk["identity"]
+    assert ident == manifest_identity(back["task_id"], back["lrg_id"], back["region_split"], back["is_control"])
+    assert ident["rows"] == len(manifest)
+    assert (ident["dup_rows"], ident["multi_split"], ident["shared"]) == (0, 0, 0)
 
 
 def test_bad_lrg_tables_give_input_errors(lrg, config):

@@ -106,15 +106,18 @@ def run_suites(split_frame, dataset_frame, thresholds: Thresholds, *, with_drift
     source = context.data_sources.add_pandas("dhs_profile")
     definitions = []
     for scope, frame in frames.items():
-        suite = context.suites.add(gx.ExpectationSuite(name=f"{suite_name}_{scope}"))
+        expectations = []
         for c in checks:
             if c.scope != scope:
                 continue
             meta = {"check": c.name, "why": c.why, "expected": c.expected()}
             if scope == "split":
-                suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=c.metric, meta=dict(meta, part="measured")))
-            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
+                expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=c.metric, meta=dict(meta, part="measured")))
+            expectations.append(gxe.ExpectColumnValuesToBeBetween(
                 column=c.metric, min_value=c.min, max_value=c.max, meta=meta))
+        # handed over whole: add_expectation on a stored suite re-saves the suite each time
+        # (quadratic; 1.6 s for the demo's ~60 expectations, 0.04 s at once)
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{suite_name}_{scope}", expectations=expectations))
         asset = source.add_dataframe_asset(f"profile_{scope}")
         batch_def = asset.add_batch_definition_whole_dataframe(f"{scope}_metrics")
         definitions.append((scope, context.validation_definitions.add(
