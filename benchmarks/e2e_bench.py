@@ -1,7 +1,7 @@
 """End-to-end injection benchmark (not a test): `dhs inject` (stage 4c on local Spark, the same
 step definition EMR runs) on a small synthetic survey, stamps/s and core-seconds per stamp.
 
-  .venv/bin/python -m benchmarks.e2e_bench [--tasks 300] [--runs 2] [--master local[2]]
+  .venv/bin/python -m benchmarks.e2e_bench [--tasks 150,450] [--runs 2] [--master local[2]]
   .venv/bin/python -m benchmarks.e2e_bench --tasks 200,800 --bricks 4   # + marginal cost per stamp
 
 1. Inputs, built once in --workdir and reused: `dhs survey synth` (--bricks bricks of 768 px,
@@ -46,9 +46,35 @@ def _dhs(*args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+#: The seed's production run (docs/cost_model.md): 11.75M stamps in 2h25m on 34 nodes.
+SEED_STAMPS, SEED_WALL_H = 11_750_000, 2 + 25 / 60
+#: m5.2xlarge: 8 vCPUs, of which YARN leaves ~7 to executors.
+NODE_VCPUS, NODE_USABLE_VCPUS = 8, 7
+
+
+def cost_model(core_s_per_stamp: float) -> dict:
+    """Core-hours per million stamps and the nodes the seed's run would need now, arithmetic shown."""
+    import math
+
+    core_h = SEED_STAMPS * core_s_per_stamp / 3600
+    out = {"core_s_per_stamp": core_s_per_stamp, "core_hours_per_million": round(core_s_per_stamp * 1e6 / 3600, 2),
+           "seed_run_core_hours": round(core_h, 1), "nodes": {}, "lines": []}
+    out["lines"].append(f"cost model: {core_s_per_stamp:.4f} core-s/stamp x 1e6 / 3600 = "
+                        f"{out['core_hours_per_million']} core-h per 1M stamps; the seed's 11.75M stamps: "
+                        f"11.75e6 x {core_s_per_stamp:.4f} / 3600 = {core_h:.1f} core-h")
+    for wall_h in (SEED_WALL_H, 1.0):
+        for vcpus in (NODE_VCPUS, NODE_USABLE_VCPUS):
+            nodes = math.ceil(core_h / (vcpus * wall_h))
+            out["nodes"][f"{wall_h:.3g}h_{vcpus}vcpu"] = nodes
+            out["lines"].append(f"  in {wall_h:.3g} h on m5.2xlarge ({vcpus} vCPU used): {core_h:.1f} / ({vcpus} x {wall_h:.3g})"
+                                f" -> {nodes} nodes (seed: 34 nodes for 2.42 h)")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="300", help="task count, or two counts A,B for the marginal cost")
+    p.add_argument("--tasks", default="150,450", help="task count, or two counts A,B for the marginal cost "
+                                                      "(and the cost model)")
     p.add_argument("--bricks", type=int, default=2, help="synthetic bricks (250 LRGs each; replicates 1)")
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--master", default="local[2]")
@@ -116,6 +142,9 @@ def main(argv=None) -> int:
         print(f"marginal: {out['marginal']['core_s_per_stamp'] * 1000:.1f} core-ms/stamp "
               f"({out['marginal']['core_hours_per_million_stamps']} core-h per 1M), fixed job cost "
               f"~{out['marginal']['fixed_job_s']} s")
+        out["cost_model"] = cost_model(out["marginal"]["core_s_per_stamp"])
+        for line in out["cost_model"]["lines"]:
+            print(line)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
