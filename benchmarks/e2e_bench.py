@@ -1,7 +1,7 @@
 """End-to-end injection benchmark (not a test): `dhs inject` (stage 4c on local Spark, the same
 step definition EMR runs) on a small synthetic survey, stamps/s and core-seconds per stamp.
 
-  .venv/bin/python -m benchmarks.e2e_bench [--tasks 150,450] [--runs 2] [--master local[2]]
+  .venv/bin/python -m benchmarks.e2e_bench [--tasks 250,1500] [--bricks 6] [--runs 2] [--master local[2]]
   .venv/bin/python -m benchmarks.e2e_bench --tasks 200,800 --bricks 4   # + marginal cost per stamp
 
 1. Inputs, built once in --workdir and reused: `dhs survey synth` (--bricks bricks of 768 px,
@@ -73,9 +73,9 @@ def cost_model(core_s_per_stamp: float) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="150,450", help="task count, or two counts A,B for the marginal cost "
+    p.add_argument("--tasks", default="250,1500", help="task count, or two counts A,B for the marginal cost "
                                                       "(and the cost model)")
-    p.add_argument("--bricks", type=int, default=2, help="synthetic bricks (250 LRGs each; replicates 1)")
+    p.add_argument("--bricks", type=int, default=6, help="synthetic bricks (250 LRGs each; replicates 1)")
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--master", default="local[2]")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "dhs_e2e_bench"))
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     w = Path(args.workdir)
     w.mkdir(parents=True, exist_ok=True)
-    survey, bank = w / "survey", w / "bank"
+    survey, bank = w / f"survey_{args.bricks}_bricks", w / "bank"
     if not (survey / "survey.json").exists():
         _dhs("survey", "synth", "--out", str(survey), "--n-bricks", str(args.bricks), "--quiet")
     if not (bank / "cosmos_bank.h5").exists():
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     cores = int(re.search(r"\[(\d+)\]", args.master).group(1)) if re.search(r"\[(\d+)\]", args.master) else os.cpu_count()
     per_count = {}
     for n_tasks in [int(t) for t in str(args.tasks).split(",")]:
-        manifest = w / f"manifest_{n_tasks}"
+        manifest = w / f"manifest_{args.bricks}_bricks_{n_tasks}"
         if not (manifest / "manifest.json").exists():
             _dhs("manifest", "--lrg", str(survey / "lrg.parquet"), "--bank", str(bank / "cosmos_bank.h5"),
                  "--config", "demo", "--out", str(manifest), "--max-tasks", str(n_tasks))

@@ -20,7 +20,9 @@ Timed, single process, single thread, interleaved per repeat (same load for both
 Both PSF-kernel caches are warmed first (a real run sees ~80 distinct FWHMs per band).
 
 Accuracy: r-band arc of every task against a fresh lenstronomy ImageModel at supersampling 8
-(pipeline.injection.reference.lenstronomy_image_model_render): L1 = sum|a - t| / sum|t|.
+(pipeline.injection.reference.lenstronomy_image_model_render): L1 = sum|a - t| / sum|t|, for the
+render path's arc (the target) and, apart, for the row's stored arc column, which is rounded to
+the absolute 2^-14 nmgy storage grid (pipeline/pixels.py).
 
 Writes benchmarks/results/injection.json. Target (SPEC 10): >= 40x naive, L1 < 1%.
 """
@@ -173,13 +175,17 @@ def main(argv=None) -> int:
     ratio_row = statistics.median(nv / ov for nv, ov in zip(timings["naive_row"], timings["ours_row"]))
 
     # accuracy against the supersampling-8 truth (r band)
-    l1_ours, l1_naive, t_truth = [], [], time.perf_counter()
+    # ours = the render path's arc (what the target is about); stored = the row's arc column after
+    # the storage quantization of pipeline/pixels.py (absolute 2^-14 nmgy grid), reported apart
+    l1_ours, l1_stored, l1_naive, t_truth = [], [], [], time.perf_counter()
     for rec, a in list(zip(records, rargs))[: args.l1_stamps]:
         stamp, lens, src, flux, fwhm = a
         truth = flux[1] * lenstronomy_image_model_render(stamp, lens, src, fwhm[1], beta, supersampling=8)
-        ours = np.asarray(rec["arc"]).reshape(3, 64, 64)[1]
+        ours = ours_render(a).arcs[1]
+        stored = np.asarray(rec["arc"]).reshape(3, 64, 64)[1]
         naive = naive_render_arcs(stamp, lens, src, [flux[1]], [fwhm[1]], beta)[0]
         l1_ours.append(l1_relative(ours, truth))
+        l1_stored.append(l1_relative(stored, truth))
         l1_naive.append(l1_relative(naive, truth))
     truth_s = time.perf_counter() - t_truth
     load1 = os.getloadavg()
@@ -203,7 +209,8 @@ def main(argv=None) -> int:
         "ms_per_stamp": {k: round(1000 * v / n, 3) for k, v in med.items()},
         "ratio_render_naive_over_ours": round(ratio_render, 1),
         "ratio_row_naive_over_ours": round(ratio_row, 1),
-        "l1_vs_lenstronomy_ss8_r_band": {"stamps": len(l1_ours), "ours": stats(l1_ours), "naive_ss4": stats(l1_naive),
+        "l1_vs_lenstronomy_ss8_r_band": {"stamps": len(l1_ours), "ours": stats(l1_ours),
+                                          "stored_quantized": stats(l1_stored), "naive_ss4": stats(l1_naive),
                                           "truth_seconds": round(truth_s, 1)},
         "target": {"ratio": 40, "l1": 0.01},
         "meets_target": bool(ratio_render >= 40 and max(l1_ours) < 0.01),
@@ -217,6 +224,8 @@ def main(argv=None) -> int:
     print(f"  ratio naive/ours: render {ratio_render:.1f}x, full row {ratio_row:.1f}x (target >= 40x)")
     print(f"  L1 vs lenstronomy ss=8 (r band, {len(l1_ours)} stamps): ours median {np.median(l1_ours):.3%} "
           f"max {np.max(l1_ours):.3%}; naive ss=4 median {np.median(l1_naive):.3%} max {np.max(l1_naive):.3%}")
+    print(f"  stored arc column (quantized to the 2^-14 nmgy grid, pipeline/pixels.py): median "
+          f"{np.median(l1_stored):.3%} max {np.max(l1_stored):.3%}")
     print(f"written {path}")
     return 0
 

@@ -58,17 +58,10 @@ def _fmix(h):
 
 
 @numba.njit(inline="always")
-def _read64(buf, i):
+def _read_le(buf, i, nbytes):
+    """The unsigned little-endian integer in buf[i:i+nbytes] (Spark reads words little-endian)."""
     v = np.uint64(0)
-    for k in range(8):
-        v |= np.uint64(buf[i + k]) << np.uint64(8 * k)
-    return v
-
-
-@numba.njit(inline="always")
-def _read32(buf, i):
-    v = np.uint64(0)
-    for k in range(4):
+    for k in range(nbytes):
         v |= np.uint64(buf[i + k]) << np.uint64(8 * k)
     return v
 
@@ -97,10 +90,10 @@ def _xxh64_bytes(buf, start, length, seed):
         v3 = seed
         v4 = seed - _P1
         while i <= end - 32:
-            v1 = _round(v1, _read64(buf, i))
-            v2 = _round(v2, _read64(buf, i + 8))
-            v3 = _round(v3, _read64(buf, i + 16))
-            v4 = _round(v4, _read64(buf, i + 24))
+            v1 = _round(v1, _read_le(buf, i, 8))
+            v2 = _round(v2, _read_le(buf, i + 8, 8))
+            v3 = _round(v3, _read_le(buf, i + 16, 8))
+            v4 = _round(v4, _read_le(buf, i + 24, 8))
             i += 32
         h = _rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)
         h = _merge(h, v1)
@@ -111,11 +104,11 @@ def _xxh64_bytes(buf, start, length, seed):
         h = seed + _P5
     h += np.uint64(length)
     while i <= end - 8:
-        h ^= _round(np.uint64(0), _read64(buf, i))
+        h ^= _round(np.uint64(0), _read_le(buf, i, 8))
         h = _rotl(h, 27) * _P1 + _P4
         i += 8
     if i + 4 <= end:
-        h ^= _read32(buf, i) * _P1
+        h ^= _read_le(buf, i, 4) * _P1
         h = _rotl(h, 23) * _P2 + _P3
         i += 4
     while i < end:
