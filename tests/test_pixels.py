@@ -13,13 +13,14 @@ from pipeline.dataset import records_to_batch
 from pipeline.injection import task as task_mod
 from pipeline.injection.metrics import arc_metrics
 from pipeline.injection.task import RunContext, inject_task
-from pipeline.pixels import (IMAGE_STEP_NMGY, INVVAR_MANTISSA_BITS, STORAGE_QUANTIZATION, quantize_image,
-                             quantize_invvar)
+from pipeline.pixels import (ARC_STEP_NMGY, IMAGE_STEP_NMGY, INVVAR_MANTISSA_BITS, STORAGE_QUANTIZATION,
+                             quantize_arc, quantize_image, quantize_invvar)
 from tests.injection_fixtures import make_bank, make_brick, make_task
 
 CTX = RunContext(run_id="run-test", pipeline_version="0.0.test", config=RunConfig())
 HALF_STEP = 2.0 ** -15
-REL = 2.0 ** -12
+ARC_HALF_STEP = 2.0 ** -19
+REL = 2.0 ** -(INVVAR_MANTISSA_BITS + 1)
 
 
 def test_image_grid_hand_values():
@@ -34,6 +35,21 @@ def test_image_grid_hand_values():
     assert got[6] == np.float32(round(0.0123456 / step) * step)  # 202.27... steps -> 202 steps
     assert got[7] == np.float32(3000.1234)  # float32 spacing at 3000 is 2^-12: already on the grid
     assert np.isnan(got[8])
+
+
+def test_arc_grid_is_16x_finer_and_keeps_image_minus_arc_on_it():
+    step = 2.0 ** -18
+    assert ARC_STEP_NMGY == step and IMAGE_STEP_NMGY / ARC_STEP_NMGY == 16
+    x = np.array([0.0, 0.4 * step, 0.6 * step, 2.5 * step, 3e-5, np.nan], dtype=np.float32)
+    got = quantize_arc(x)
+    assert got[:4].tolist() == [0.0, 0.0, step, 2 * step]
+    assert got[4] == np.float32(round(3e-5 / step) * step) and got[4] > 0  # lost on the image grid
+    assert np.isnan(got[5])
+    img = quantize_image(np.float32([0.0123, -0.004]))
+    arc = quantize_arc(np.float32([1.1e-5, 2.3e-6]))
+    diff = img - arc
+    np.testing.assert_array_equal(quantize_arc(diff), diff)
+    assert STORAGE_QUANTIZATION["arc"]["max_abs_error_nmgy"] == ARC_HALF_STEP
 
 
 def test_image_bound_and_idempotence_on_many_values():
@@ -55,7 +71,8 @@ def test_invvar_hand_values_round_half_to_even():
     assert got[2] == 1.0 and got[3] == np.float32(1.0 + ulp)
     assert got[4] == 0.0 and got[5] == np.inf
     assert got[6] == x[6]  # a subnormal is kept: it must not become a masked 0
-    # 65465.785 = 2^15 * 1.99785...: 11 bits -> multiples of 2^(15-11) = 16
+    # 65465.785 = 2^15 * 1.99785...: 10 bits -> multiples of 2^(15-10) = 32 (2045.8 -> 2046)
+    assert INVVAR_MANTISSA_BITS == 10
     assert got[7] == 65472.0
 
 
@@ -98,7 +115,7 @@ def test_rendered_stamps_within_the_bound_and_scalars_unchanged(stamps):
                 assert s[name] is None
                 continue
             d = np.abs(s[name].astype(np.float64) - r[name].astype(np.float64))
-            assert d.max() <= HALF_STEP, name
+            assert d.max() <= (HALF_STEP if name == "image" else ARC_HALF_STEP), name
             assert s[name].dtype == np.float32
         iv_s, iv_r = s["invvar"].astype(np.float64), r["invvar"].astype(np.float64)
         assert np.all((iv_s == 0) == (iv_r == 0))
@@ -121,7 +138,7 @@ def test_arc_sums_and_snr_from_stored_pixels_agree_with_the_row(stamps):
             # each pixel that was non-zero moved by <= half a step (faint wings round to 0);
             # exact zeros (beyond the PSF's reach) stay zero
             nonzero = int((rendered[i] != 0).sum())
-            assert abs(arcs[i].sum() - s[f"arc_flux_{b}"]) <= nonzero * HALF_STEP
+            assert abs(arcs[i].sum() - s[f"arc_flux_{b}"]) <= nonzero * ARC_HALF_STEP
             ratio = physics_checks.arc_flux_ratio(arcs[i].sum(), s[f"src_mag_{b}"], s["magnification"])
             assert physics_checks.flux_is_consistent(ratio), (b, ratio)
         m = arc_metrics(arcs[1], s["invvar"].reshape(3, 64, 64)[1], s["maskbits"].reshape(64, 64))
