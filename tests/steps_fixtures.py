@@ -79,6 +79,28 @@ def remove_brick(coadd_prefix: Path, brickname: str, dest: Path) -> Path:
     return dest
 
 
+def kill_group_when(proc: subprocess.Popen, condition, timeout_s: float) -> bool:
+    """SIGKILL the process group of `proc` (started with start_new_session=True) as soon as
+    `condition()` is true; True if it was killed that way, False if it ended or timed out first
+    (a still-running group is killed anyway)."""
+    import signal
+    import time
+
+    killed = False
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if condition():
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return killed
+
+
 def read_summary(stdout: str) -> dict:
     for line in stdout.splitlines():
         if line.startswith("DHS_STEP_SUMMARY "):

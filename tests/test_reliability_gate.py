@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.cli.main import main
 from tests.gate_factories import clean_validation, gate_cases  # noqa: F401 - fixtures
+from tests.steps_fixtures import kill_group_when
 from tests.test_no_secrets import PATTERNS
 
 pytestmark = pytest.mark.spark
@@ -53,19 +52,9 @@ def test_validate_killed_mid_run_leaves_nothing_to_promote(dataset_copy, tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", "validate", str(d), "--manifest", str(manifest),
                              "--variant", "demo", "--out", str(out)], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    killed = False
-    try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists():  # the profile is done and the suites / Data Docs are being written
-                os.killpg(proc.pid, signal.SIGKILL)
-                killed = True
-                break
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
+    # out/ appears when the profile is done and the suites / Data Docs are being written
+    killed = kill_group_when(proc, out.exists, timeout_s=400)
+    _, err = proc.communicate()
     assert killed, f"validate ended (exit {proc.returncode}) before it could be killed:\n{err[-3000:]}"
     assert not (out / "validation.json").exists()
 

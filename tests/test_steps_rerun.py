@@ -1,15 +1,11 @@
 """Kill a running inject step (spark-submit, SIGKILL to its process group), rerun it, and get
 exactly the rows of an uninterrupted run: same content hash, no duplicates."""
 
-import os
-import signal
-import time
-
 import pytest
 
 from emr_steps.steps import inject_step, run_local, start_local
 from pipeline.dataset import content_hash, read_metadata
-from tests.steps_fixtures import inject_params, read_summary, step_env
+from tests.steps_fixtures import inject_params, kill_group_when, read_summary, step_env
 
 pytest_plugins = ["tests.steps_fixtures"]  # the `tiny` and `baseline` fixtures, shared with test_steps_inject.py
 
@@ -25,18 +21,9 @@ def test_killed_run_then_rerun_equals_uninterrupted_run(tiny, baseline, tmp_path
     out = tmp_path / "D"
     defn = inject_step(inject_params(tiny, out))
     proc = start_local(defn, env=step_env())
-    deadline = time.monotonic() + 300
-    killed_mid_write = False
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _task_files(out / "phase4c"):  # a task has written (part of) its output
-                os.killpg(proc.pid, signal.SIGKILL)
-                killed_mid_write = True
-                break
-            time.sleep(0.05)
+    try:  # killed as soon as a task has written (part of) its output
+        killed_mid_write = kill_group_when(proc, lambda: bool(_task_files(out / "phase4c")), timeout_s=300)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
     assert killed_mid_write, "the step finished before it could be killed; make the manifest larger"
