@@ -128,6 +128,8 @@ def test_manifest_json_identity_is_used_only_when_complete():
     assert datasets.manifest_identity_for({"identity": ident}) == ident
     assert datasets.manifest_identity_for({}) is None
     assert datasets.manifest_identity_for({"identity": {**ident, "fingerprint": "abc"}}) is None
+    assert datasets.manifest_identity_for({"identity": {**ident, "rows": "many"}}) is None
+    assert datasets.manifest_identity_for({"identity": [1, 2]}) is None
     assert datasets.manifest_identity_for({"identity": {k: v for k, v in ident.items() if k != "shared"}}) is None
 
 

@@ -140,6 +140,8 @@ def manifest_identity_for(manifest_json) -> dict | None:
     fp = ident["fingerprint"]
     if not (isinstance(fp, list) and len(fp) == 2 and all(isinstance(x, int) for x in fp)):
         return None
+    if not isinstance(ident["rows"], int) or not isinstance(ident["dup_rows"], int):
+        return None
     return ident
 
 
