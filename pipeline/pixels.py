@@ -32,8 +32,9 @@ pyarrow and a reshape, nothing to decode):
 * maskbits: unchanged (integers, lossless).
 
 `quantize_record` is applied where records are built (pipeline.injection.task), so every writer
-(Spark step, in-process tests, benchmarks) stores the same values, and the row's scalar metrics
-(arc_flux_*, arc_snr, ...) are computed from the unrounded render; `STORAGE_QUANTIZATION` is
+(Spark step, in-process tests, benchmarks) stores the same values, and the row's pixel-derived
+scalars (arc_flux_*, arc_snr, ...) are then computed from the stored pixels (so the gate can
+recompute them from the row); `STORAGE_QUANTIZATION` is
 written into every dataset's metadata.
 """
 
@@ -58,7 +59,7 @@ STORAGE_QUANTIZATION = {
               "note": "round to nearest multiple of step; DR10 fpack's own error is <= sigma/32"},
     "arc": {"method": "absolute grid", "step_nmgy": ARC_STEP_NMGY,
             "max_abs_error_nmgy": ARC_STEP_NMGY / 2,
-            "note": "16x finer than image (noise-free); arc_flux_* and arc_snr are computed before rounding"},
+            "note": "16x finer than image (noise-free); arc_flux_* and arc_snr are computed from the stored values"},
     "invvar": {"method": "relative", "mantissa_bits": INVVAR_MANTISSA_BITS,
                "max_rel_error": 2.0 ** -(INVVAR_MANTISSA_BITS + 1), "note": "0 stays 0"},
     "maskbits": {"method": "lossless"},

@@ -79,3 +79,31 @@ def bad_pixel_frac(invvar: np.ndarray, maskbits: np.ndarray) -> float:
 def arc_fluxes(arcs: np.ndarray) -> list[float]:
     """Arc flux in the stamp per band (nmgy), summed in float64."""
     return [float(np.asarray(a, dtype=np.float64).sum()) for a in arcs]
+
+
+#: The per-row columns that the row's own stored pixels determine (`pixel_quantities`). The
+#: injection records them from the stored pixels and the gate recomputes them from the same
+#: pixels (pipeline.gate.pixel_agreement), so a row whose numbers contradict its pixels is caught.
+PIXEL_DERIVED_SCALARS = ("arc_snr", "arc_snr_peak", "arc_masked_frac", "bad_pixel_frac")
+
+
+def pixel_quantities(arc: np.ndarray | None, invvar: np.ndarray, maskbits: np.ndarray,
+                     bands: tuple[str, ...] | list[str]) -> dict[str, float]:
+    """Every per-row quantity that a row's stored pixels determine, by name.
+
+    arc and invvar are [band, y, x] in the order `bands` (the dataset's declared band order), maskbits
+    [y, x]. Controls (arc None) get bad_pixel_frac only; injections also arc_flux_<band> per band
+    and the r-band arc metrics. This is the one definition: the injection calls it on the pixels it
+    stores and the gate calls it again on the pixels it reads."""
+    invvar = np.asarray(invvar)
+    out = {"bad_pixel_frac": bad_pixel_frac(invvar, maskbits)}
+    if arc is None:
+        return out
+    arc = np.asarray(arc)
+    for band, flux in zip(bands, arc_fluxes(arc)):
+        out[f"arc_flux_{band}"] = flux
+    if "r" in bands:
+        r = list(bands).index("r")
+        m = arc_metrics(arc[r], invvar[r], maskbits)
+        out.update(arc_snr=m.arc_snr, arc_snr_peak=m.arc_snr_peak, arc_masked_frac=m.arc_masked_frac)
+    return out

@@ -3,9 +3,11 @@
 Record layout: exactly the keys of contract.COLUMN_NAMES. Scalars are Python values (None for
 null), pixel arrays flat numpy arrays in [band, y, x] C order (float32; maskbits int32 [y, x]).
 
-Pixels are stored quantized (pipeline.pixels: image and arc on a 2^-14 nmgy grid, invvar to 11
-significant bits, maskbits exact), applied here so every writer stores the same values; every
-scalar on the row is computed before that rounding.
+Pixels are stored quantized (pipeline.pixels), applied here so every writer stores the same
+values. The scalars that the pixels determine (arc_flux_<band>, arc_snr, arc_snr_peak,
+arc_masked_frac, bad_pixel_frac: metrics.pixel_quantities) are computed from the STORED pixels,
+after that rounding, so the gate can recompute each of them from the row and demand agreement up
+to floating-point summation order; magnification and the PSF come from the render.
 
 * Control (is_control): image, invvar and maskbits are the brick cutout (image and invvar
   quantized, maskbits bit for bit); arc and every lens/source/rendering column are None.
@@ -41,7 +43,7 @@ from pipeline.config import RunConfig
 from pipeline.contract import BY_NAME, COLUMN_NAMES
 from pipeline.errors import InputError, RowError
 from pipeline.injection.cutout import Cutout, cutout_at
-from pipeline.injection.metrics import arc_fluxes, arc_metrics, bad_pixel_frac
+from pipeline.injection.metrics import pixel_quantities
 from pipeline.injection.render import LensParams, SourcePlacement, render_arc
 from pipeline.pixels import quantize_record
 from pipeline.survey.brick import BrickCoadds
@@ -141,17 +143,13 @@ def _render_injection(record: dict, task: Mapping, cut: Cutout, bank: CosmosBank
                      supersampling=cfg.supersampling)
     if "r" not in bands:
         raise RowError("arc_snr is defined on the r band, which this run does not render")
-    r = bands.index("r")
-    m = arc_metrics(out.arcs[r], cut.invvar[r], cut.maskbits)
     record.update(
         lens_x_arcsec=float(lens_x), lens_y_arcsec=float(lens_y),
         cosmos_hlr_arcsec=float(bank.hlr_arcsec[record["cosmos_index"]]),
         moffat_beta=float(cfg.moffat_beta), magnification=out.magnification,
-        arc_snr=m.arc_snr, arc_snr_peak=m.arc_snr_peak, arc_masked_frac=m.arc_masked_frac,
     )
-    for b, f, af in zip(bands, out.psf_fwhm_arcsec, arc_fluxes(out.arcs)):
+    for b, f in zip(bands, out.psf_fwhm_arcsec):
         record[f"psf_fwhm_{b}"] = float(f)
-        record[f"arc_flux_{b}"] = af
     record["image"] = (cut.image + out.arcs).ravel()
     record["arc"] = out.arcs.ravel()
 
@@ -176,11 +174,14 @@ def inject_task(task: Mapping, brick: BrickCoadds, bank: CosmosBank, ctx: RunCon
             record["image"] = cut.image.ravel()
         record["invvar"] = cut.invvar.ravel()
         record["maskbits"] = cut.maskbits.ravel()
-        record["bad_pixel_frac"] = bad_pixel_frac(cut.invvar, cut.maskbits)
         record["cutout_ok"] = True
         record["cutout_error"] = None
-        # after every metric: arc_flux_*, arc_snr and bad_pixel_frac describe the unrounded render
-        return quantize_record(record)
+        quantize_record(record)
+        n = cut.image.shape[-1]
+        stored_arc = None if record["arc"] is None else record["arc"].reshape(len(cut.bands), n, n)
+        record.update(pixel_quantities(stored_arc, record["invvar"].reshape(len(cut.bands), n, n),
+                                       cut.maskbits, cut.bands))
+        return record
     except RowError as exc:
         return failed_record(task, str(exc), ctx)
     except Exception as exc:  # noqa: BLE001 - one bad row must not kill a brick's worth of rows
