@@ -161,28 +161,34 @@ def parse_bands(text: str, source: str = "--bands") -> tuple[str, ...]:
     return bands
 
 
-def allowed_output_roots(default: str | None = None) -> list[str]:
-    """The configured output roots ($DHS_ALLOWED_OUTPUT_ROOTS, else `default`); [] = no limit."""
-    raw = os.environ.get(OUTPUT_ROOTS_ENV)
+def allowed_output_roots(default: str | None = None, env: str = OUTPUT_ROOTS_ENV) -> list[str]:
+    """The configured output roots ($DHS_ALLOWED_OUTPUT_ROOTS, or the `env` named, else `default`);
+    [] = no limit."""
+    raw = os.environ.get(env)
     if raw is None:
         raw = default or ""
     return [r.strip() for r in raw.split(",") if r.strip()]
 
 
-def check_output_prefix(prefix: str, source: str = "output prefix", roots: list[str] | None = None) -> str:
+def check_output_prefix(prefix: str, source: str = "output prefix", roots: list[str] | None = None,
+                        env: str = OUTPUT_ROOTS_ENV) -> str:
     """Refuse an output location outside the allowed roots (InputError naming `source`).
 
     s3://, s3a:// and s3n:// spellings of one object are the same place; local paths are resolved
-    first, so `root/../elsewhere` is outside. A root matches whole path components only:
-    root `s3://b/runs` does not admit `s3://b/runs-old`. Returns the normalised prefix."""
+    first, so `root/../elsewhere` is outside; S3 keys with `..`, `.`, empty or percent-encoded
+    segments are refused (storage.check_s3_uri). A root matches whole path components only:
+    root `s3://b/runs` does not admit `s3://b/runs-old`. Returns the normalised prefix. `env`
+    names the variable that sets `roots` (for the message; code and log roots use this too)."""
     from pipeline import storage  # noqa: PLC0415 - storage is light, but config must import first
 
-    roots = allowed_output_roots() if roots is None else roots
+    roots = allowed_output_roots(env=env) if roots is None else roots
     prefix = str(prefix)
+    if storage.is_s3(prefix):
+        prefix = storage.check_s3_uri(prefix, source)
     if not roots:
         return prefix
     if storage.is_s3(prefix):
-        normal = storage.to_s3(prefix).rstrip("/")
+        normal = prefix
         for root in (storage.to_s3(r).rstrip("/") for r in roots if storage.is_s3(r)):
             if normal == root or normal.startswith(root + "/"):
                 return normal
@@ -192,4 +198,4 @@ def check_output_prefix(prefix: str, source: str = "output prefix", roots: list[
             if path == root or root in path.parents:
                 return str(path)
     raise InputError(source, f"{prefix!r} is outside the allowed output roots {roots} "
-                             f"(set {OUTPUT_ROOTS_ENV} to change them)")
+                             f"(set {env} to change them)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from pathlib import Path
 
 from pipeline.errors import InputError
@@ -145,19 +146,126 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
     return sorted(str(p) for p in root.rglob(f"*{suffix}") if p.is_file())
 
 
+def check_s3_uri(uri: str, source: str = "S3 URI") -> str:
+    """`uri` in s3:// spelling, refusing keys that name one object under several spellings:
+    `..` and `.` segments, empty segments (`//`), percent-encoded bytes and backslashes. S3 keeps
+    such keys literally while tools that normalise paths (the local cache, Hadoop, a prefix check
+    on the string) read them differently, so an allowed-root check on the string could be fooled.
+    A trailing `/` is dropped."""
+    normal = to_s3(uri)
+    rest = normal[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket or ""):
+        raise InputError(source, "needs s3://<bucket>/<key> with a valid bucket name")
+    key = key[:-1] if key.endswith("/") else key
+    if not key:
+        return f"s3://{bucket}"
+    if "%" in key or "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise InputError(source, "S3 keys with '%', backslashes or control characters are refused")
+    bad = [seg for seg in key.split("/") if seg in ("", ".", "..")]
+    if bad:
+        raise InputError(source, "S3 keys with empty, '.' or '..' path segments are refused")
+    return f"s3://{bucket}/{key}"
+
+
+def private_dir(path: str | Path, source: str) -> Path:
+    """`path` as a folder only this user can write: created with mode 0700 when missing; an
+    existing one must be ours and not group/world-writable (another local user could plant files
+    there that we would then trust: pickled numba code, cached downloads)."""
+    import stat  # noqa: PLC0415
+
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise InputError(source, f"{path} is not a plain folder")
+    if info.st_uid != os.getuid():
+        raise InputError(source, f"{path} belongs to another user (uid {info.st_uid})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InputError(source, f"{path} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})")
+    return path
+
+
+def default_cache_dir() -> Path:
+    """$DHS_CACHE_DIR, else a per-user folder in the temp dir (never one shared between users)."""
+    import tempfile  # noqa: PLC0415
+
+    return Path(os.environ.get("DHS_CACHE_DIR") or Path(tempfile.gettempdir()) / f"dhs_cache-{os.getuid()}")
+
+
+def _sha256_path(path: Path) -> str:
+    import hashlib  # noqa: PLC0415
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _md5_path(path: Path) -> str:
+    import hashlib  # noqa: PLC0415
+
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_plain_md5_etag(etag: str) -> bool:
+    """Single-part uploads without SSE-KMS have the content's MD5 as ETag; multipart ones end in -N."""
+    return bool(re.fullmatch(r"[0-9a-f]{32}", etag))
+
+
 def local_copy(uri: str, cache_dir: str | None = None) -> str:
-    """A local path for `uri` (downloaded once into `cache_dir` for S3) for libraries like h5py
-    that need a real file."""
+    """A local path for `uri` (downloaded into a private cache for S3) for libraries like h5py
+    that need a real file.
+
+    The cached file's name is a hash of the URI (bucket and key never become a path, so no key
+    can name a file outside the cache). A cached copy is used only while the object's current
+    ETag equals the one recorded at download and the file still has the sha256 recorded then;
+    a changed object is fetched again, a changed or planted file is replaced."""
+    import hashlib  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
     if not is_s3(uri):
         if not Path(uri).is_file():
             raise InputError(uri, "no such file")
         return str(uri)
-    bucket, key = split_s3(uri)
-    cache = Path(cache_dir or os.environ.get("DHS_CACHE_DIR", "/tmp/dhs_cache"))
-    dest = cache / bucket / key
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + f".part-{os.getpid()}")
-        tmp.write_bytes(read_bytes(uri))
-        os.replace(tmp, dest)
+    normal = to_s3(uri)
+    bucket, key = split_s3(normal)
+    cache = private_dir(cache_dir or default_cache_dir(), "DHS_CACHE_DIR")
+    suffix = re.sub(r"[^A-Za-z0-9._-]", "_", posixpath.basename(key))[-60:].lstrip(".")
+    dest = cache / f"{hashlib.sha256(normal.encode()).hexdigest()[:40]}-{suffix or 'object'}"
+    record_path = dest.with_name(dest.name + ".record.json")
+    client = _s3_client()
+    try:
+        etag = client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    except client.exceptions.ClientError as exc:
+        raise InputError(uri, f"cannot read S3 object: {exc}") from None
+    try:
+        record = json.loads(record_path.read_text())
+        if (record.get("uri") == normal and record.get("etag") == etag and dest.is_file()
+                and _sha256_path(dest) == record.get("sha256")):
+            return str(dest)
+    except (OSError, ValueError, AttributeError):
+        pass
+    tmp = dest.with_name(dest.name + f".part-{os.getpid()}")
+    try:
+        obj = client.get_object(Bucket=bucket, Key=key)
+        etag = obj["ETag"].strip('"')
+        with open(tmp, "wb") as fh:
+            for block in iter(lambda: obj["Body"].read(1 << 20), b""):
+                fh.write(block)
+    except client.exceptions.NoSuchKey:
+        raise InputError(uri, "no such S3 object") from None
+    except client.exceptions.ClientError as exc:
+        raise InputError(uri, f"cannot read S3 object: {exc}") from None
+    if _is_plain_md5_etag(etag) and _md5_path(tmp) != etag:
+        tmp.unlink(missing_ok=True)
+        raise InputError(uri, "downloaded bytes do not match the object's ETag (MD5)")
+    sha256 = _sha256_path(tmp)
+    os.replace(tmp, dest)
+    write_bytes(str(record_path), json.dumps({"uri": normal, "etag": etag, "sha256": sha256}).encode())
     return str(dest)

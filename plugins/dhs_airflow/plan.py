@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+from dhs_airflow.form import check_form
 from emr_steps import steps
 from pipeline import storage
 from pipeline.config import allowed_output_roots as configured_output_roots
@@ -64,7 +65,7 @@ def _safe_run_name(airflow_run_id: str | None) -> str:
 
 def plan_run(params: dict, airflow_run_id: str | None = None) -> dict:
     """Everything the DAG's tasks need, as JSON-able values (pushed to XCom one key each)."""
-    params = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+    params = check_form(params)  # every value checked, undeclared keys refused (dhs_airflow.form)
     backend = params["backend"]
     if backend not in ("local", "emr"):
         raise InputError("backend", f"must be 'local' or 'emr', got {backend!r}")
