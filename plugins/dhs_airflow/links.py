@@ -18,8 +18,18 @@ DOCS_URL_PREFIX = "/dhs-docs"
 
 
 def docs_root() -> Path:
-    """Local folder whose files the `/dhs-docs` app may serve (nothing outside it)."""
-    return Path(os.environ.get("DHS_DOCS_ROOT", Path.cwd())).resolve()
+    """Local folder under which the `/dhs-docs` app serves validation outputs: $DHS_DOCS_ROOT,
+    which must be set to an existing folder other than `/` (ValueError otherwise). There is no
+    default: the working directory of `airflow standalone` held AIRFLOW_HOME and its secrets."""
+    raw = os.environ.get("DHS_DOCS_ROOT", "").strip()
+    if not raw:
+        raise ValueError("DHS_DOCS_ROOT is not set (set it to the folder holding the local datasets)")
+    root = Path(raw).resolve()
+    if not root.is_dir():
+        raise ValueError(f"DHS_DOCS_ROOT={raw} is not a folder")
+    if root == Path(root.anchor):
+        raise ValueError("DHS_DOCS_ROOT must not be the file system root")
+    return root
 
 
 def data_docs_url(index_uri: str) -> str:
@@ -30,7 +40,7 @@ def data_docs_url(index_uri: str) -> str:
     path = Path(index_uri).resolve()
     try:
         rel = path.relative_to(docs_root())
-    except ValueError:
+    except ValueError:  # no docs root, or the file is outside it: /dhs-docs cannot serve it
         return path.as_uri()
     return f"{DOCS_URL_PREFIX}/{quote(str(rel))}"
 
