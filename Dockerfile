@@ -5,7 +5,7 @@ FROM python:3.11-slim-bookworm
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     AIRFLOW_HOME=/opt/airflow \
-    NUMBA_CACHE_DIR=/tmp/numba_cache \
+    NUMBA_CACHE_DIR=/opt/airflow/.cache/numba \
     JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 
 # Spark 3.5 needs Java 17; procps gives Spark's launcher `ps`.
@@ -26,4 +26,11 @@ COPY emr_steps ./emr_steps
 COPY expectations ./expectations
 RUN uv pip install --system --no-cache --no-deps .
 
+# Airflow and the local Spark steps run as an unprivileged user (uid 50000, as Airflow's own
+# image), owning only AIRFLOW_HOME; the installed code stays root-owned and read-only to it.
+RUN useradd --system --uid 50000 --gid 0 --home-dir /opt/airflow --shell /usr/sbin/nologin airflow \
+ && mkdir -p /opt/airflow/.cache/numba \
+ && chown -R 50000:0 /opt/airflow \
+ && chmod 0700 /opt/airflow/.cache/numba
+USER 50000
 WORKDIR /opt/airflow
