@@ -99,6 +99,7 @@ def build_table(spark, path: Path, rows: int, cfg) -> None:
         df = df.withColumn(f"arc_flux_{b}", inj(F.pow(F.lit(10.0), (22.5 - F.col(f"src_mag_{b}")) / 2.5)
                                                  * F.col("magnification") * 0.97))
     df = df.withColumn("arc_snr_peak", inj(F.col("arc_snr") / 4))
+    df = df.withColumn("arc_snr_footprint", inj(F.col("arc_snr") * 3.4))
     # round-robin, then by split: ~12 files per split, as compaction leaves them (a repartition on
     # region_split alone made one 0.4-1 GB file per split)
     df.select(*SCALAR_COLUMNS).repartition(max(1, rows // 1_000_000)).write.mode("overwrite") \

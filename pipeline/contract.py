@@ -98,7 +98,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("arc_flux_g", _F64, "nmgy", "arc flux inside the stamp, g", True, True),
     Column("arc_flux_r", _F64, "nmgy", "arc flux inside the stamp, r", True, True),
     Column("arc_flux_z", _F64, "nmgy", "arc flux inside the stamp, z", True, True),
-    Column("arc_snr", _F64, "", "r-band arc SNR over unmasked pixels of the arc footprint", True, True),
+    Column("arc_snr", _F64, "", "r-band arc SNR, the seed's definition (section 6.1): sum over every good pixel of the stamp", True, True),
+    Column("arc_snr_footprint", _F64, "", "r-band arc SNR over the good pixels of the arc's footprint (arc >= 10% of its peak)", True, True),
     Column("arc_snr_peak", _F64, "", "max per-pixel r-band arc SNR over unmasked pixels", True, True),
     Column("arc_masked_frac", _F64, "", "fraction of r-band arc flux on masked pixels", True, True),
     # quality

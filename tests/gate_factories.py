@@ -116,6 +116,7 @@ def clean_columns(split_rows: dict | None = None, seed: int = 7) -> dict:
     for b in BANDS:
         c[f"arc_flux_{b}"] = source_flux_nmgy(c[f"src_mag_{b}"]) * c["magnification"] * 0.97
     c["arc_snr"] = np.exp(rng.normal(np.log(4.2), 1.0, n))
+    c["arc_snr_footprint"] = c["arc_snr"] * 3.4
     c["arc_snr_peak"] = c["arc_snr"] / 4
     c["arc_masked_frac"] = rng.uniform(0, 0.05, n)
     c["cutout_ok"] = np.ones(n, bool)
@@ -214,7 +215,7 @@ def _injections(c, split=None):
 def faint_arcs(c):
     """The seed's flux-per-pixel bug: arcs 1,111x too faint."""
     i = _injections(c)
-    for name in ("arc_flux_g", "arc_flux_r", "arc_flux_z", "arc_snr", "arc_snr_peak"):
+    for name in ("arc_flux_g", "arc_flux_r", "arc_flux_z", "arc_snr", "arc_snr_footprint", "arc_snr_peak"):
         c[name][i] = c[name][i].astype(float) / 1111
     for j in i:
         c["image"][j] = c["image"][j] - c["arc"][j] * (1 - 1 / 1111)

@@ -186,10 +186,11 @@ def _summary_aggs(hlr_filter_arcsec) -> list:
     col = F.col
     inj_ok = (~col("is_control")) & col("cutout_ok")
     snr = F.when(inj_ok, col("arc_snr"))
+    snr_fp = F.when(inj_ok, col("arc_snr_footprint"))
     theta = F.when(inj_ok, col("theta_e_arcsec"))
 
-    def frac_gt(t):
-        return F.sum(F.when(snr > t, 1).otherwise(0)) / F.count(snr)
+    def frac_gt(t, x=snr):
+        return F.sum(F.when(x > t, 1).otherwise(0)) / F.count(x)
 
     def n_failing(ok):
         return F.sum((inj_ok & ~ok).cast("int"))
@@ -204,6 +205,12 @@ def _summary_aggs(hlr_filter_arcsec) -> list:
         F.mean(snr).alias("arc_snr_mean"), F.stddev(snr).alias("arc_snr_std"),
         frac_gt(1).alias("arc_snr_gt1_frac"), frac_gt(10).alias("arc_snr_gt10_frac"),
         frac_gt(50).alias("arc_snr_gt50_frac"),
+        # the footprint SNR (metrics.py) beside the seed's, and the share of arcs with a pixel
+        # above 1 sigma (a peak below 1 is invisible pixel by pixel)
+        F.min(snr_fp).alias("arc_snr_footprint_min"), F.max(snr_fp).alias("arc_snr_footprint_max"),
+        F.mean(snr_fp).alias("arc_snr_footprint_mean"),
+        frac_gt(1, snr_fp).alias("arc_snr_footprint_gt1_frac"), frac_gt(10, snr_fp).alias("arc_snr_footprint_gt10_frac"),
+        frac_gt(1, F.when(inj_ok, col("arc_snr_peak"))).alias("arc_snr_peak_gt1_frac"),
         F.min(theta).alias("theta_e_min"), F.max(theta).alias("theta_e_max"), F.mean(theta).alias("theta_e_mean"),
         F.min("psfsize_r").alias("psfsize_r_min"), F.max("psfsize_r").alias("psfsize_r_max"),
         F.mean("psfsize_r").alias("psfsize_r_mean"),
@@ -228,6 +235,8 @@ def _quantiles(df) -> dict:
     rows = (df.where((~col("is_control")) & col("cutout_ok"))
             .groupBy("region_split")
             .agg(F.percentile_approx("arc_snr", [q / 100 for q in QUANTILES], QUANTILE_ACCURACY).alias("arc_snr_q"),
+                 F.percentile_approx("arc_snr_footprint", [q / 100 for q in QUANTILES],
+                                     QUANTILE_ACCURACY).alias("arc_snr_footprint_q"),
                  F.percentile_approx("magnification", 0.5, QUANTILE_ACCURACY).alias("magnification_p50"))
             .collect())
     return {r["region_split"]: r.asDict() for r in rows}
@@ -241,6 +250,7 @@ def _summary(df, hlr_filter_arcsec, extra_aggs=()) -> dict:
     for split, s in summary.items():
         q = quantiles.get(split, {})
         s["arc_snr_q"] = q.get("arc_snr_q")
+        s["arc_snr_footprint_q"] = q.get("arc_snr_footprint_q")
         s["magnification_p50"] = q.get("magnification_p50")
     return summary
 
@@ -441,6 +451,7 @@ def _assemble(summary, hist, reuse, leak, *, run_config, hlr_filter_arcsec, file
         rows, inj = s["rows"], s["injections_ok"]
         h = hist.get(split, {})
         q = s["arc_snr_q"] or [None] * len(QUANTILES)
+        q_fp = s.get("arc_snr_footprint_q") or [None] * len(QUANTILES)
         d = {
             "rows": rows,
             "files": (files_per_split or {}).get(split),
@@ -450,6 +461,10 @@ def _assemble(summary, hist, reuse, leak, *, run_config, hlr_filter_arcsec, file
             "injections_ok": inj,
             **{k: s[k] for k in ("arc_snr_min", "arc_snr_max", "arc_snr_mean", "arc_snr_std")},
             **{f"arc_snr_p{p}": v for p, v in zip(QUANTILES, q)},
+            **{f"arc_snr_footprint_p{p}": v for p, v in zip(QUANTILES, q_fp)},
+            **{k: s.get(k) for k in ("arc_snr_footprint_min", "arc_snr_footprint_max", "arc_snr_footprint_mean",
+                                     "arc_snr_footprint_gt1_frac", "arc_snr_footprint_gt10_frac",
+                                     "arc_snr_peak_gt1_frac")},
             **{k: s[k] for k in ("arc_snr_gt1_frac", "arc_snr_gt10_frac", "arc_snr_gt50_frac",
                                  "theta_e_min", "theta_e_max", "theta_e_mean",
                                  "psfsize_r_min", "psfsize_r_max", "psfsize_r_mean",

@@ -163,6 +163,37 @@ def _seed_section(answers: dict) -> str:
             f"<table class=seed><tr><th></th><th>question</th><th>answer from this dataset</th><th>from</th></tr>{items}</table>")
 
 
+def _snr_table(profile: dict) -> str:
+    """Our arc_snr percentiles (the seed's definition) beside the seed's section 9 figures, and the
+    footprint SNR beside them (another quantity, never compared with the seed's)."""
+    from pipeline.gate.seed_questions import SEED_ARC_SNR
+
+    e = html.escape
+    keys = ("p5", "p25", "p50", "p75", "p95", "gt_1_pct", "gt_10_pct")
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.3g}"
+
+    rows = []
+    for split, s in sorted(profile["splits"].items()):
+        ours = [s.get(f"arc_snr_p{k[1:]}") if k.startswith("p") else
+                (None if s.get(f"arc_snr_gt{k.split('_')[1]}_frac") is None else 100 * s[f"arc_snr_gt{k.split('_')[1]}_frac"])
+                for k in keys]
+        fp = [s.get(f"arc_snr_footprint_p{k[1:]}") if k.startswith("p") else
+              (None if s.get(f"arc_snr_footprint_gt{k.split('_')[1]}_frac") is None
+               else 100 * s[f"arc_snr_footprint_gt{k.split('_')[1]}_frac"]) for k in keys]
+        seed = SEED_ARC_SNR.get(split, {})
+        for label, vals in ((f"{split}: arc_snr (seed definition)", ours),
+                            (f"{split}: seed section 9", [seed.get(k) for k in keys]),
+                            (f"{split}: arc_snr_footprint (not the seed's quantity)", fp)):
+            rows.append("<tr><td>" + e(label) + "</td>" + "".join(f"<td>{fmt(v)}</td>" for v in vals) + "</tr>")
+    return ("<h2 id=arc-snr>arc_snr against the seed</h2><p>arc_snr is computed exactly as the seed defines it "
+            "(section 6.1: whole stamp, every good pixel, r band); the footprint SNR is shown below it for "
+            "detectability. Why ours differ from the seed's: see Q16 above and docs/physics.md (source brightness).</p>"
+            "<table><tr><th></th><th>P5</th><th>P25</th><th>P50</th><th>P75</th><th>P95</th><th>&gt;1 %</th>"
+            "<th>&gt;10 %</th></tr>" + "".join(rows) + "</table>")
+
+
 def write_report(out_dir, profile: dict, results: list[dict], failures: list[str], *, df=None, title="",
                  seed_answers: dict | None = None) -> str:
     """Write index.html (+ PNGs, seed_questions.json) into out_dir; returns the index path.
@@ -202,6 +233,7 @@ img{{margin:4px}} table.seed td{{vertical-align:top;max-width:900px}}</style></h
 <h1>Gate {verdict}: {e(title)}</h1><p>Rows: {profile['all']['rows']} (all rows profiled); see also ../data_docs/index.html</p>
 <h2>Failures</h2><ul>{fails}</ul>
 {_seed_section(seed_answers)}
+{_snr_table(profile)}
 <h2>Checks</h2><table><tr><th>check</th><th>result</th><th>metric</th><th>observed</th><th>expected</th><th>why</th></tr>{rows}</table>
 <h2>Distributions</h2>{imgs}
 <h2>Example stamps (g,r,z composite, asinh stretch)</h2>{gal}

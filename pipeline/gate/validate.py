@@ -78,6 +78,16 @@ def seed_summary(profile: dict) -> dict:
                 "gt_50_pct": pct(s.get("arc_snr_gt50_frac")),
                 **{f"p{q}": s.get(f"arc_snr_p{q}") for q in (5, 25, 50, 75, 95)},
             },
+            # not a seed key: the footprint SNR (metrics.py), and the share of arcs whose
+            # brightest good pixel is above 1 sigma
+            "arc_snr_footprint": {
+                "min": s.get("arc_snr_footprint_min"), "max": s.get("arc_snr_footprint_max"),
+                "mean": s.get("arc_snr_footprint_mean"), "median": s.get("arc_snr_footprint_p50"),
+                "gt_1_pct": pct(s.get("arc_snr_footprint_gt1_frac")),
+                "gt_10_pct": pct(s.get("arc_snr_footprint_gt10_frac")),
+                **{f"p{q}": s.get(f"arc_snr_footprint_p{q}") for q in (5, 25, 50, 75, 95)},
+            },
+            "arc_snr_peak_gt_1_pct": pct(s.get("arc_snr_peak_gt1_frac")),
             "theta_e": {k: s.get(f"theta_e_{k}") for k in ("min", "max", "mean")},
             "cosmos_unique_indices": s.get("cosmos_unique"),
             "cosmos_hlr": {k: s.get(f"cosmos_hlr_{k}") for k in ("min", "max", "mean")},
