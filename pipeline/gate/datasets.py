@@ -111,11 +111,25 @@ def content_checksum(files: list[DataFile]) -> str:
     return h.hexdigest()
 
 
+def check_split_names(data_uri: str, files: list[DataFile]) -> None:
+    """Refuse `region_split=<name>` folders other than train/val/test: the name reaches the GX
+    Data Docs and the report (served on the Airflow origin) and every per-split metric, so a folder
+    named like `<img src=x onerror=...>` must stop here. The message shows the name escaped."""
+    from pipeline.config import SPLITS  # noqa: PLC0415
+
+    for f in files:
+        for part in f.relpath.split("/"):
+            if part.startswith("region_split=") and part.split("=", 1)[1] not in SPLITS:
+                raise InputError(data_uri, f"unknown split folder {part.split('=', 1)[1][:40]!r} "
+                                           f"(region_split must be one of {', '.join(SPLITS)})")
+
+
 def open_dataset(dataset_uri: str, with_digest: bool = True) -> Dataset:
     data_uri = resolve_data_uri(dataset_uri)
     files = list_data_files(data_uri, with_digest=with_digest)
     if not files:
         raise InputError(data_uri, "no Parquet data files")
+    check_split_names(data_uri, files)
     return Dataset(str(dataset_uri).rstrip("/"), data_uri, files, read_metadata(data_uri))
 
 

@@ -155,6 +155,10 @@ def run_suites(split_frame, dataset_frame, thresholds: Thresholds, *, with_drift
                     if cfg.meta.get("part") == "measured":
                         failing = [f"{s} (not measured)" for s in failing]
                     entry["failing"] += [s for s in failing if s not in entry["failing"]]
+    if data_docs_dir:
+        from pipeline.gate.data_docs import harden_site  # noqa: PLC0415
+
+        harden_site(data_docs_dir)  # offline assets, no third-party or inline script (served on Airflow's origin)
     return [by_check[c.name] for c in checks if c.name in by_check]
 
 
