@@ -17,7 +17,7 @@ set -euo pipefail
 CODE_PREFIX="${1:?usage: bootstrap.sh <code_prefix s3://...> <wheel file name>}"
 WHEEL="${2:?usage: bootstrap.sh <code_prefix s3://...> <wheel file name>}"
 DHS_PYTHON="${DHS_PYTHON:-python3.11}"
-NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-/tmp/numba_cache}"
+# mktemp -d: a fresh folder of mode 0700, so no other local user can swap the downloads
 WORK="$(mktemp -d /tmp/dhs_bootstrap.XXXXXX)"
 
 fail() { echo "dhs bootstrap FAILED: $*" >&2; exit 1; }
@@ -50,10 +50,10 @@ sudo "${DHS_PYTHON}" -m pip install --no-cache-dir --disable-pip-version-check \
 "${DHS_PYTHON}" -c "import pipeline, emr_steps.inject, emr_steps.compact, h5py, lenstronomy, pyarrow, boto3" \
   || fail "the installed package does not import"
 
-step "NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR}"
-sudo mkdir -p "${NUMBA_CACHE_DIR}" || fail "cannot create ${NUMBA_CACHE_DIR}"
-# YARN containers run as 'yarn', steps as 'hadoop': everyone must be able to write the cache.
-sudo chmod 1777 "${NUMBA_CACHE_DIR}" || fail "cannot make ${NUMBA_CACHE_DIR} world-writable"
+# No shared numba cache: a world-writable one (the seed's /tmp/numba_cache, mode 1777) lets any
+# local user plant pickled code that the next Spark task loads. Each YARN container gets
+# NUMBA_CACHE_DIR={{PWD}}/numba_cache, its own private working directory (emr_steps.steps.EMR_CONF),
+# which numba creates on first use.
 
 rm -rf "${WORK}"
 step "done"

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -39,7 +41,17 @@ ENTRY_SCRIPTS = ("emr_steps/inject.py", "emr_steps/compact.py", "emr_steps/valid
 #: Python on EMR nodes: emr-7.x (Amazon Linux 2023) ships python3 = 3.9, the package needs 3.11;
 #: bootstrap.sh installs python3.11 and the steps point PySpark at it.
 EMR_PYTHON = "/usr/bin/python3.11"
-NUMBA_CACHE_DIR = "/tmp/numba_cache"
+#: numba loads pickled, compiled code from its cache: a folder others can write is code execution
+#: as whoever runs the next step. On EMR, each YARN container's own working directory (YARN
+#: expands {{PWD}}; private to the application's user, gone with the container); locally, a
+#: per-user folder of mode 0700 (private_numba_cache_dir).
+NUMBA_CACHE_DIR = "{{PWD}}/numba_cache"
+
+
+def private_numba_cache_dir() -> str:
+    """This user's numba cache for local steps (created 0700 by spark_submit_env)."""
+    return str(Path(tempfile.gettempdir()) / f"dhs_numba_cache-{os.getuid()}")
+
 
 #: The seed's Spark settings (phase4c_production_review.md section 3.2).
 EMR_RESOURCES = {"executor_memory": "6g", "driver_memory": "4g", "executor_cores": 2}
@@ -64,7 +76,7 @@ LOCAL_CONF = {
     "spark.default.parallelism": "4",
     "spark.sql.shuffle.partitions": "4",
     "spark.ui.enabled": "false",
-    "spark.executorEnv.NUMBA_CACHE_DIR": "/tmp/dhs_numba_cache",
+    "spark.executorEnv.NUMBA_CACHE_DIR": private_numba_cache_dir(),
 }
 
 DEFAULT_REGION = "us-east-2"
@@ -261,14 +273,35 @@ def to_local_argv(defn: StepDefinition, *, python: str | None = None, master: st
 def local_env(python: str | None = None) -> dict[str, str]:
     """Environment additions for a local step (also what the DAG's local operator passes)."""
     python = python or default_python()
-    return {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python, "NUMBA_CACHE_DIR": "/tmp/dhs_numba_cache"}
+    return {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python, "NUMBA_CACHE_DIR": private_numba_cache_dir()}
+
+
+#: What a spark-submit child inherits from the process that starts it (an Airflow worker holds
+#: the metadata DB URL, the fernet and JWT keys, connections): the basics of a process, Java and
+#: Spark's own, AWS access (S3 inputs), and the pipeline's DHS_/NUMBA_/PYSPARK_ settings.
+SPARK_ENV_PASSTHROUGH = re.compile(
+    r"PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|JAVA_HOME|SPARK_HOME|HADOOP_CONF_DIR|"
+    r"YARN_CONF_DIR|SPARK_CONF_DIR|SPARK_LOCAL_IP|SPARK_LOCAL_HOSTNAME|PYTHONPATH|PYTHONPYCACHEPREFIX|"
+    r"PYTHONHASHSEED|VIRTUAL_ENV|OMP_NUM_THREADS|OPENBLAS_NUM_THREADS|MKL_NUM_THREADS|GX_ANALYTICS_ENABLED|"
+    r"AWS_[A-Z0-9_]+|DHS_[A-Z0-9_]+|NUMBA_[A-Z0-9_]+|PYSPARK_[A-Z_]+")
+
+
+def spark_submit_env(python: str | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a local spark-submit: the allow-listed part of ours, local_env,
+    then `extra`. Makes sure the default numba cache exists and is private."""
+    env = {k: v for k, v in os.environ.items() if SPARK_ENV_PASSTHROUGH.fullmatch(k)}
+    env.update(local_env(python))
+    env.update({k: str(v) for k, v in (extra or {}).items()})
+    if env["NUMBA_CACHE_DIR"] == private_numba_cache_dir():
+        storage.private_dir(env["NUMBA_CACHE_DIR"], "NUMBA_CACHE_DIR")
+    return env
 
 
 def start_local(defn: StepDefinition, *, python: str | None = None, master: str | None = None, env: Mapping[str, str] | None = None,
                 **kwargs) -> subprocess.Popen:
     """Start the local step in its own process group (so it can be stopped as a whole)."""
     argv = to_local_argv(defn, python=python, master=master, **kwargs)
-    full_env = {**os.environ, **local_env(python), **(env or {})}
+    full_env = spark_submit_env(python, env)
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env,
                             cwd=REPO, start_new_session=True)
 
@@ -345,7 +378,8 @@ def default_job_flow_overrides(
         "BootstrapActions": [bootstrap_action(code_prefix, wheel or wheel_name())],
         "Configurations": [
             {"Classification": "spark-env", "Configurations": [
-                {"Classification": "export", "Properties": {"PYSPARK_PYTHON": EMR_PYTHON, "NUMBA_CACHE_DIR": NUMBA_CACHE_DIR}},
+                # no NUMBA_CACHE_DIR here: the Python processes are YARN containers (EMR_CONF sets theirs)
+                {"Classification": "export", "Properties": {"PYSPARK_PYTHON": EMR_PYTHON}},
             ]},
         ],
         "JobFlowRole": "EMR_EC2_DefaultRole",

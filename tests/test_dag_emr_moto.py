@@ -64,6 +64,8 @@ def emr_env(airflow_home, moto_server):
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
         "DHS_EMR_POKE_SECONDS": "1",
         "DHS_ALLOWED_OUTPUT_ROOTS": f"s3://{BUCKET}/,{airflow_home.out_root}",
+        "DHS_ALLOWED_CODE_ROOTS": f"s3://{BUCKET}/code/",  # the form's code and log prefixes (issue 15)
+        "DHS_ALLOWED_LOG_ROOTS": f"s3://{BUCKET}/emr-logs/",
     }
 
 
@@ -146,8 +148,8 @@ def test_emr_gate_passes_promotes_and_terminates(airflow_home, emr_env, moto_ser
             assert args[args.index(flag) + 1] == value, s.cmdline()
         confs = {args[i + 1] for i, a in enumerate(args) if a == "--conf"}
         assert {"spark.default.parallelism=600", "spark.sql.shuffle.partitions=600",
-                "spark.executorEnv.NUMBA_CACHE_DIR=/tmp/numba_cache",
-                "spark.yarn.appMasterEnv.NUMBA_CACHE_DIR=/tmp/numba_cache"} <= confs, s.cmdline()
+                "spark.executorEnv.NUMBA_CACHE_DIR={{PWD}}/numba_cache",
+                "spark.yarn.appMasterEnv.NUMBA_CACHE_DIR={{PWD}}/numba_cache"} <= confs, s.cmdline()
         assert f"s3://{BUCKET}/code/dhs/0.1.0/emr_steps/{s.kind}.py" in args, s.cmdline()
         assert not any(a.startswith("s3a://") for a in args), s.cmdline()
     inject_args = sim.steps[0].args

@@ -46,7 +46,7 @@ def test_inject_definition_renders_emr_and_local_with_the_same_args():
     assert _opt(a, "--executor-memory") == "6g" and _opt(a, "--driver-memory") == "4g" and _opt(a, "--executor-cores") == "2"
     confs = {a[i + 1] for i, x in enumerate(a) if x == "--conf"}
     assert {"spark.default.parallelism=600", "spark.sql.shuffle.partitions=600",
-            "spark.executorEnv.NUMBA_CACHE_DIR=/tmp/numba_cache", "spark.yarn.appMasterEnv.NUMBA_CACHE_DIR=/tmp/numba_cache"} <= confs
+            "spark.executorEnv.NUMBA_CACHE_DIR={{PWD}}/numba_cache", "spark.yarn.appMasterEnv.NUMBA_CACHE_DIR={{PWD}}/numba_cache"} <= confs
     entry = a.index("s3://darkhaloscope/code/dhs/0.1.0/emr_steps/inject.py")
     emr_args = a[entry + 1:]
     assert _opt(emr_args, "--bands") == "g,r,z"

@@ -32,7 +32,7 @@ def test_bootstrap_script_is_valid_and_installs_lock_and_wheel():
     assert "set -euo pipefail" in text
     assert re.search(r"requirements\.lock", text) and re.search(r"-m pip install", text)
     assert "--constraint" in text and '"${WORK}/${WHEEL}"' in text
-    assert "NUMBA_CACHE_DIR" in text and "mkdir -p" in text
+    assert "chmod 1777" not in text and "chmod 777" not in text  # no shared, world-writable numba cache (issue 15)
     assert "fail " in text  # failures name what failed
 
 

@@ -34,7 +34,10 @@ class LocalSparkSubmitOperator(BaseOperator):
     def execute(self, context):
         argv = [str(a) for a in self.argv]
         self.log.info("spark-submit (local backend): %s", " ".join(argv))
-        env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
+        from emr_steps.steps import spark_submit_env  # noqa: PLC0415 - keep DAG parsing light
+
+        # not the worker's whole environment: it holds the metadata DB URL and Airflow's keys
+        env = spark_submit_env(extra=self.env)
         tail: collections.deque[str] = collections.deque(maxlen=self.tail_lines)
         with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                               start_new_session=True) as proc:
