@@ -50,6 +50,35 @@ def reference_moffat_kernel(fwhm_arcsec: float, beta: float, radius_pix: int,
     return k / k.sum()
 
 
+def reference_subgrid_kernel(fwhm_arcsec: float, beta: float, radius_pix: int, subgrid: int,
+                             pixel_scale_arcsec: float = DR10_PIXSCALE_ARCSEC) -> np.ndarray:
+    """Sub-grid kernel for lenstronomy's supersampled convolution: lenstronomy's own Moffat at the
+    sub-pixel centres of pitch pixel / subgrid, odd size 2 (subgrid radius_pix + subgrid // 2) + 1,
+    normalised to sum 1. Its FWHM is the Moffat whose pixel-integrated FWHM is `fwhm_arcsec` (the
+    survey's definition, docs/physics.md); the conversion is psf.intrinsic_fwhm_arcsec, whose
+    result the point-source test checks on the pixel grid independently."""
+    from lenstronomy.LightModel.Profiles.moffat import Moffat  # noqa: PLC0415 - slow import
+
+    from pipeline.injection.psf import intrinsic_fwhm_arcsec  # noqa: PLC0415
+
+    fwhm_m = intrinsic_fwhm_arcsec(fwhm_arcsec, beta, pixel_scale_arcsec)
+    alpha = fwhm_m / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    r = subgrid * radius_pix + subgrid // 2
+    ax = np.arange(-r, r + 1) * pixel_scale_arcsec / subgrid
+    x, y = np.meshgrid(ax, ax)
+    k = Moffat().function(x, y, amp=1.0, alpha=alpha, beta=beta)
+    return k / k.sum()
+
+
+@lru_cache(maxsize=512)
+def _cached_reference_subgrid_kernel(fwhm_rounded: float, beta: float, pixel_scale_arcsec: float,
+                                     subgrid: int) -> np.ndarray:
+    radius = kernel_radius_pix(fwhm_rounded, beta, pixel_scale_arcsec)
+    k = reference_subgrid_kernel(fwhm_rounded, beta, radius, subgrid, pixel_scale_arcsec)
+    k.setflags(write=False)
+    return k
+
+
 @lru_cache(maxsize=512)
 def _cached_reference_kernel(fwhm_rounded: float, beta: float, pixel_scale_arcsec: float) -> np.ndarray:
     radius = kernel_radius_pix(fwhm_rounded, beta, pixel_scale_arcsec)
@@ -76,10 +105,18 @@ def lenstronomy_image_model_render(
     pixel_scale_arcsec: float = DR10_PIXSCALE_ARCSEC,
     source_scale_arcsec: float = COSMOS_PIXSCALE_ARCSEC,
     kernel: np.ndarray | None = None,
+    subgrid_convolution: bool = True,
 ) -> np.ndarray:
     """PSF-convolved arc of a UNIT-flux source, [n_pix, n_pix] float64, by a fresh lenstronomy
     ImageModel. Pixel [i, j] is centred at ((j - c) s, (i - c) s), c = n_pix // 2 (render.py's
-    convention)."""
+    convention).
+
+    subgrid_convolution=True (the truth, SPEC 10): the surface brightness is evaluated on the
+    supersampling x supersampling sub-grid, convolved THERE with the Moffat
+    (reference_subgrid_kernel: pixel-integrated FWHM = fwhm_arcsec, the survey's definition) over
+    the kernel's full extent, then binned to pixels: the pixel response applied once.
+    False: the seed's way (the naive baseline): binned first, then a pixel-integrated Moffat of
+    FWHM fwhm_arcsec."""
     from lenstronomy.Data.pixel_grid import PixelGrid  # noqa: PLC0415
     from lenstronomy.Data.psf import PSF  # noqa: PLC0415
     from lenstronomy.ImSim.image_model import ImageModel  # noqa: PLC0415
@@ -87,13 +124,20 @@ def lenstronomy_image_model_render(
     from lenstronomy.LightModel.light_model import LightModel  # noqa: PLC0415
 
     s, c = pixel_scale_arcsec, n_pix // 2
-    if kernel is None:
-        kernel = cached_reference_kernel(fwhm_arcsec, beta, s)
     grid = PixelGrid(nx=n_pix, ny=n_pix, transform_pix2angle=np.diag([s, s]), ra_at_xy_0=-c * s, dec_at_xy_0=-c * s)
-    model = ImageModel(grid, PSF(psf_type="PIXEL", kernel_point_source=np.array(kernel)),
-                       lens_model_class=LensModel(["SIE", "SHEAR"]), source_model_class=LightModel(["INTERPOL"]),
-                       kwargs_numerics={"supersampling_factor": int(supersampling),
-                                        "supersampling_convolution": False})
+    if subgrid_convolution:
+        ss = int(supersampling)
+        kernel_super = np.array(_cached_reference_subgrid_kernel(round_fwhm(fwhm_arcsec), float(beta), float(s), ss))
+        psf = PSF(psf_type="PIXEL", kernel_point_source=kernel_super, point_source_supersampling_factor=ss)
+        numerics = {"supersampling_factor": ss, "supersampling_convolution": True,
+                    "supersampling_kernel_size": 2 * kernel_radius_pix(round_fwhm(fwhm_arcsec), beta, s) + 1}
+    else:
+        if kernel is None:
+            kernel = cached_reference_kernel(fwhm_arcsec, beta, s)
+        psf = PSF(psf_type="PIXEL", kernel_point_source=np.array(kernel))
+        numerics = {"supersampling_factor": int(supersampling), "supersampling_convolution": False}
+    model = ImageModel(grid, psf, lens_model_class=LensModel(["SIE", "SHEAR"]),
+                       source_model_class=LightModel(["INTERPOL"]), kwargs_numerics=numerics)
     sb = np.asarray(stamp, dtype=float)
     sb = sb / sb.sum() / source_scale_arcsec**2
     return model.image(kwargs_lens=lens.lenstronomy_kwargs(), kwargs_source=[{
@@ -116,7 +160,8 @@ def naive_render_arcs(
     """The naive baseline: one fresh lenstronomy ImageModel per band (supersampling 4, Moffat as a
     pixel kernel), [nb, n_pix, n_pix] float32 in nmgy/pixel."""
     arcs = [flux * lenstronomy_image_model_render(stamp, lens, src, fwhm, beta, supersampling, n_pix,
-                                                  pixel_scale_arcsec, source_scale_arcsec)
+                                                  pixel_scale_arcsec, source_scale_arcsec,
+                                                  subgrid_convolution=False)
             for flux, fwhm in zip(band_flux_nmgy, psf_fwhm_arcsec)]
     return np.stack(arcs).astype(np.float32)
 
