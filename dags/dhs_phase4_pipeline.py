@@ -23,7 +23,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from dhs_airflow.gate import DhsGateOperator
 from dhs_airflow.local_spark import LocalSparkSubmitOperator
-from dhs_airflow.plan import DEFAULTS, STEPS, plan_run
+from dhs_airflow.plan import DEFAULTS, STEPS, start_run
+from dhs_airflow.lock import acquire_lock, release_lock
 from dhs_airflow.promote import promote_dataset
 from pipeline.errors import InputError
 
@@ -72,13 +73,16 @@ with DAG(
 
     @task(multiple_outputs=True)
     def plan(params=None, run_id=None):
-        """Resolve the form into step definitions for both backends (fails early on bad input)."""
+        """Resolve the form into step definitions for both backends (fails early on bad input and on
+        a suite weaker than the run config allows)."""
         try:
-            return plan_run(dict(params), airflow_run_id=run_id)
+            return start_run(dict(params), airflow_run_id=run_id)
         except InputError as exc:  # a bad form value: no retry, nothing started
             raise AirflowFailException(f"refused before anything ran: {exc}") from None
 
     run_plan = plan()
+    # one run per output prefix: a second one is refused here, naming the holder
+    lock = acquire_lock(run_plan["dataset_uri"], run_plan["pipeline_run"])
 
     @task.branch
     def choose_backend(params=None):
@@ -129,10 +133,16 @@ with DAG(
         task_id="gate",
         validation_uri=run_plan["validation_uri"],
         suite=run_plan["gate_suite"],
+        dataset_uri=run_plan["dataset_uri"],
+        pipeline_run=run_plan["pipeline_run"],
         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
     )
 
     promote = promote_dataset(run_plan["dataset_uri"], gate.output)
+
+    # The lock's teardown lets the prefix go however the run ends (a teardown does not decide the
+    # run's state, so a failed gate still fails the run).
+    unlock = release_lock(run_plan["dataset_uri"], run_plan["pipeline_run"]).as_teardown(setups=lock)
 
     # The teardown closes the EMR scope right after the last Spark step: it runs whatever failed
     # (or succeeded) inside the scope, and the gate, which needs no cluster, runs after it. Keeping
@@ -146,5 +156,6 @@ with DAG(
     ).as_teardown(setups=create_cluster)
     emr_chain[-1] >> terminate_cluster
 
-    run_plan >> branch >> [create_cluster, local_chain[0]]
+    run_plan >> lock >> branch >> [create_cluster, local_chain[0]]
     [emr_chain[-1], local_chain[-1]] >> gate >> promote
+    [promote, terminate_cluster] >> unlock

@@ -76,6 +76,12 @@ def build_parser(prog: str = "emr_steps", stage: str | None = None) -> argparse.
     p.add_argument("--num-partitions", dest="num_partitions", type=int, help="4c: Spark partitions of the task table (default spark.sql.shuffle.partitions)")
     p.add_argument("--compression", default="zstd", help="Parquet codec of the written files")
     p.add_argument("--master", help="Spark master when not run by spark-submit (default: $DHS_SPARK_MASTER or local[2])")
+    p.add_argument("--pipeline-run", dest="pipeline_run",
+                   help="name of the pipeline run this step belongs to: the step leaves a receipt in "
+                        "D/runs/<run>/ and 4p5 compacts exactly the data its run's 4c receipt names (pipeline.lineage)")
+    p.add_argument("--switch-current", dest="switch_current", type=_bool01, nargs="?", const=True, default=None,
+                   help="4p5: point D/CURRENT at the new compaction (default 1; 0 with --pipeline-run, where the "
+                        "promotion moves CURRENT once the gate has passed)")
     return p
 
 

@@ -1,26 +1,36 @@
-"""Stage 4p5 on Spark: rewrite the current data into fewer, larger files under a NEW prefix, verify,
-then switch D/CURRENT to it.
+"""Stage 4p5 on Spark: rewrite a dataset's rows into fewer, larger files under a NEW, immutable,
+content-addressed prefix, verify them, record them.
 
-    spark-submit emr_steps/compact.py --stage 4p5 --output D [--parent D/phase4c] [--target-file-mb 256]
+    spark-submit emr_steps/compact.py --stage 4p5 --output D --pipeline-run R [--target-file-mb 256]
+    spark-submit emr_steps/compact.py --stage 4p5 --output D [--parent D/phase4c]     (by hand)
     python -m emr_steps.compact --output D
 
 Order of operations (each step only after the previous one succeeded):
- 1. source = --parent (a data dir or a dataset root), else D's current data
-    (pipeline.dataset.resolve_data_uri); it must be complete (have _dhs_dataset.json);
- 2. rows per file = target bytes / (source bytes / source rows); per split, ceil(rows / that)
+ 1. source: with --pipeline-run R, exactly the data that R's inject receipt names
+    (D/runs/R/inject.json), refused when its content checksum differs from the receipt's (the
+    rows changed after R's inject); else --parent (a data dir or a dataset root), else D's
+    current data. It must be complete (have _dhs_dataset.json);
+ 2. the compaction's id is a function of what it holds: c-<sha256(source content checksum,
+    target size, codec)[:16]> (or --run-id). A complete compaction with that id whose files still
+    match its recorded checksum is reused as it is; one whose files changed is an error;
+ 3. rows per file = target bytes / (source bytes / source rows); per split, ceil(rows / that)
     files, each a contiguous task_id range (range-partitioned, sorted), written to
     D/compacted/<id>/region_split=<s>/;
- 3. verify: rows per split of the new data == rows counted in the source == the source's
+ 4. verify: rows per split of the new data == rows counted in the source == the source's
     _dhs_dataset.json; distinct task ids == rows;
- 4. write D/compacted/<id>/_dhs_dataset.json;
- 5. replace D/CURRENT = {"data": "compacted/<id>"} in one atomic write.
-Nothing is rewritten in place and nothing is deleted: an interruption anywhere before 5 leaves
-CURRENT (or D/phase4c) pointing at the previous data, whole. Old prefixes are kept until a
-retention policy removes them.
+ 5. write D/compacted/<id>/_dhs_dataset.json with the compaction's content checksum;
+ 6. with --pipeline-run: write D/runs/R/compact.json (data URI + checksum) for the validation;
+    D/CURRENT is NOT moved (the promotion moves it once the gate has passed). By hand (no
+    --pipeline-run, or --switch-current 1): replace D/CURRENT = {"data": "compacted/<id>"} in one
+    atomic write.
+Nothing is rewritten in place and nothing is deleted: an interruption anywhere leaves CURRENT (or
+D/phase4c) pointing at the previous data, whole. Old prefixes are kept until a retention policy
+removes them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -55,16 +65,50 @@ def plan_files(rows_per_split: dict[str, int], source_rows: int, source_bytes: i
     return rows_per_file, {s: max(1, math.ceil(n / rows_per_file)) for s, n in rows_per_split.items() if n > 0}
 
 
-def _source_of(args) -> tuple[str, str]:
-    """(dataset root, source data URI)."""
+def _source_of(args) -> tuple[str, str, dict]:
+    """(dataset root, source data URI, source fingerprint {data_uri, content_checksum, ...})."""
     from emr_steps.args import dataset_paths  # noqa: PLC0415
+    from pipeline import lineage  # noqa: PLC0415
     from pipeline.dataset import resolve_data_uri  # noqa: PLC0415
 
     root = dataset_paths(args.output).root
-    if not args.parent:
-        return root, resolve_data_uri(root)
-    parent = storage.to_s3(args.parent).rstrip("/") if storage.is_s3(args.parent) else str(Path(args.parent).resolve())
-    return root, resolve_data_uri(parent)
+    if args.pipeline_run:
+        if args.parent:
+            raise InputError("--parent", "not with --pipeline-run: the run's inject receipt names the source")
+        receipt = lineage.read_receipt(root, args.pipeline_run, "inject")
+        found = lineage.data_fingerprint(receipt["data_uri"])
+        try:
+            lineage.check_same_data(found=found, expected=receipt, found_what="the data to compact",
+                                    expected_what=f"what run {args.pipeline_run}'s inject wrote "
+                                                  f"({lineage.receipt_uri(root, args.pipeline_run, 'inject')})")
+        except lineage.ChainBroken as exc:
+            raise StepFailed(f"{exc}; nothing was compacted") from None
+        return root, receipt["data_uri"], found
+    source = resolve_data_uri(root)
+    if args.parent:
+        parent = storage.to_s3(args.parent).rstrip("/") if storage.is_s3(args.parent) else str(Path(args.parent).resolve())
+        source = resolve_data_uri(parent)
+    return root, source, lineage.data_fingerprint(source)
+
+
+def compaction_id(source_checksum: str, target_file_mb: float, compression: str) -> str:
+    """Content address of a compaction: the same rows compacted the same way get the same id."""
+    key = json.dumps({"source": source_checksum, "target_file_mb": float(target_file_mb),
+                      "compression": compression, "layout": "range(task_id)/split"}, sort_keys=True)
+    return "c-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _reuse(target: str, meta: dict, root: str, args) -> dict[str, Any]:
+    """A complete compaction with this content address exists: check its files, then reuse it."""
+    from pipeline import lineage  # noqa: PLC0415
+
+    found = lineage.data_fingerprint(target)
+    if found["content_checksum"] != meta.get("content_checksum"):
+        raise StepFailed(f"{target} is a complete compaction whose files no longer match its recorded checksum "
+                         f"({found['content_checksum'][:16]} != {str(meta.get('content_checksum'))[:16]}): it was "
+                         f"changed after it was written; remove it or compact with another --run-id")
+    log.info("%s already holds this compaction (same source, same layout): reused", target)
+    return found
 
 
 def run(argv: list[str] | None = None, *, before_switch: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -77,7 +121,12 @@ def run(argv: list[str] | None = None, *, before_switch: Callable[[str], None] |
     args = parse_args(argv, stage="4p5", prog="emr_steps.compact")
     if args.stage != "4p5":
         raise InputError("--stage", f"emr_steps.compact runs stage 4p5, got {args.stage}")
-    root, source = _source_of(args)
+    if args.pipeline_run:
+        from pipeline.lineage import check_run_name  # noqa: PLC0415
+
+        check_run_name(args.pipeline_run)
+    switch = (not args.pipeline_run) if args.switch_current is None else bool(args.switch_current)
+    root, source, source_fp = _source_of(args)
     meta = ds.read_metadata(source)
     if meta is None:
         raise InputError(source, f"no {ds.METADATA_FILE}: not a complete dataset (did stage 4c finish?)")
@@ -85,20 +134,24 @@ def run(argv: list[str] | None = None, *, before_switch: Callable[[str], None] |
     if src_files == 0:
         raise InputError(source, "no Parquet data files")
     rows_meta = {k: int(v) for k, v in meta["rows_per_split"].items()}
-    compaction_id = args.run_id or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    rel = f"{ds.COMPACTED_DIR}/{compaction_id}"
-    target = storage.join(root, ds.COMPACTED_DIR, compaction_id)
+    comp_id = args.run_id or compaction_id(source_fp["content_checksum"], args.target_file_mb, args.compression)
+    rel = f"{ds.COMPACTED_DIR}/{comp_id}"
+    target = storage.join(root, ds.COMPACTED_DIR, comp_id)
     if storage.to_s3(target).rstrip("/") == storage.to_s3(source).rstrip("/"):
         raise InputError("--run-id", f"{target} is the source itself; compaction never rewrites in place")
-    if ds.read_metadata(target) is not None:
-        raise InputError(target, "already holds a complete compaction; choose another --run-id")
+    existing = ds.read_metadata(target)
+    if existing is not None:
+        if args.run_id:
+            raise InputError(target, "already holds a complete compaction; choose another --run-id")
+        found = _reuse(target, existing, root, args)
+        return _finish(root, rel, target, found, source_fp, existing, args, switch, before_switch, reused=True)
 
     rows_per_file, files_per_split = plan_files(rows_meta, meta["rows"], src_bytes, args.target_file_mb)
     log.info("compacting %s (%d files, %.1f MB, %d rows) -> %s: %d rows per file, files per split %s",
              source, src_files, src_bytes / 1e6, meta["rows"], target, rows_per_file, files_per_split)
 
     t0 = time.perf_counter()
-    spark = get_spark(f"dhs-4p5-{compaction_id}", args.master)
+    spark = get_spark(f"dhs-4p5-{comp_id}", args.master)
     from pyspark.sql import functions as F  # noqa: PLC0415
 
     df = spark.read.parquet(storage.to_spark(source))
@@ -134,11 +187,16 @@ def run(argv: list[str] | None = None, *, before_switch: Callable[[str], None] |
         raise StepFailed(f"{target}: rows per split {new_counts} ({distinct} distinct task ids) differ from the source "
                          f"{counted}; CURRENT was not switched")
     files, nbytes = ds.dir_stats(target)
+    from pipeline import lineage  # noqa: PLC0415
+
+    found = lineage.data_fingerprint(target)
     new_meta = dict(meta)
     new_meta.update({
         "stage": "4p5",
         "created_utc": ds.utc_now(),
-        "compaction": {"id": compaction_id, "source": source, "source_files": src_files, "source_bytes": src_bytes,
+        "content_checksum": found["content_checksum"],
+        "compaction": {"id": comp_id, "source": source, "source_checksum": source_fp["content_checksum"],
+                       "source_files": src_files, "source_bytes": src_bytes,
                        "target_file_mb": args.target_file_mb, "rows_per_file": rows_per_file,
                        "files_per_split": files_per_split, "write_s": round(write_s, 3)},
         "rows_per_split": new_counts,
@@ -149,12 +207,30 @@ def run(argv: list[str] | None = None, *, before_switch: Callable[[str], None] |
     })
     storage.write_bytes(storage.join(target, ds.SUCCESS_FILE), b"")
     ds.write_metadata(target, new_meta)
+    return _finish(root, rel, target, found, source_fp, new_meta, args, switch, before_switch, reused=False)
+
+
+def _finish(root, rel, target, found, source_fp, meta, args, switch, before_switch, *, reused) -> dict[str, Any]:
+    """Receipt for the run (--pipeline-run), then CURRENT when asked; the step's summary."""
+    from pipeline import dataset as ds  # noqa: PLC0415
+    from pipeline import lineage  # noqa: PLC0415
+
+    summary = {"data": target, "rows_per_split": meta["rows_per_split"], "rows": meta["rows"],
+               "files": found["files"], "bytes": found["bytes"], "content_checksum": found["content_checksum"],
+               "source_checksum": source_fp["content_checksum"], "reused": reused,
+               "source_files": (meta.get("compaction") or {}).get("source_files"),
+               "source_bytes": (meta.get("compaction") or {}).get("source_bytes")}
+    if args.pipeline_run:
+        summary["receipt"] = lineage.write_receipt(root, args.pipeline_run, "compact", {
+            **found, "source_uri": source_fp["data_uri"], "source_checksum": source_fp["content_checksum"],
+            "rows_per_split": meta["rows_per_split"], "reused": reused})
     if before_switch is not None:
         before_switch(target)
-    ds.set_current(root, rel)
-    log.info("CURRENT -> %s", rel)
-    return {"data": target, "current": rel, "rows_per_split": new_counts, "rows": new_meta["rows"],
-            "files": files, "bytes": nbytes, "source_files": src_files, "source_bytes": src_bytes}
+    if switch:
+        ds.set_current(root, rel)
+        summary["current"] = rel
+        log.info("CURRENT -> %s", rel)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

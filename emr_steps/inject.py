@@ -227,6 +227,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     from pipeline import __version__ as pipeline_version  # noqa: PLC0415
     from pipeline import dataset as ds  # noqa: PLC0415
     from pipeline.bank.store import open_bank  # noqa: PLC0415
+    from pipeline.lineage import check_run_name  # noqa: PLC0415
 
     args = parse_args(argv, stage="4c", prog="emr_steps.inject")
     if args.stage != "4c":
@@ -251,10 +252,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     declared_tasks = sum(manifest["tasks_per_split"].values())
     complete, reason = ds.completeness(paths.data, manifest_sha256=manifest["sha256"], tasks=declared_tasks, run_config=cfg.to_dict())
     action = decide_rerun(complete, reason, skip_if_exists=args.skip_if_exists, force=args.force, where=paths.data)
+    if args.pipeline_run:
+        check_run_name(args.pipeline_run)
     if action == "skip":
         log.info("%s is complete (%s): skipped (--skip-if-exists)", paths.data, reason)
         meta = ds.read_metadata(paths.data)
-        return {"skipped": True, "data": paths.data, **{k: meta[k] for k in ("rows_per_split", "rows", "files", "bytes")}}
+        summary = {"skipped": True, "data": paths.data, **{k: meta[k] for k in ("rows_per_split", "rows", "files", "bytes")}}
+        return _with_receipt(summary, args, paths, meta)
 
     spark = get_spark(f"dhs-4c-{run_id}", args.master)
     per_split = _check_tasks(spark, manifest)
@@ -322,8 +326,26 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         },
     )
     ds.write_metadata(paths.data, meta)
-    return {"skipped": False, "data": paths.data, "rows_per_split": written, "rows": n_tasks, "files": files,
-            "bytes": nbytes, "stamps_per_s": meta["timing"]["stamps_per_s"], "run_id": run_id}
+    summary = {"skipped": False, "data": paths.data, "rows_per_split": written, "rows": n_tasks, "files": files,
+               "bytes": nbytes, "stamps_per_s": meta["timing"]["stamps_per_s"], "run_id": run_id}
+    return _with_receipt(summary, args, paths, meta)
+
+
+def _with_receipt(summary: dict[str, Any], args, paths, meta: dict[str, Any]) -> dict[str, Any]:
+    """With --pipeline-run: record what this run's inject left in D/phase4c (pipeline.lineage), so
+    the run's compaction reads exactly these rows, whether they were written now or kept."""
+    if not args.pipeline_run:
+        return summary
+    from pipeline import lineage  # noqa: PLC0415
+
+    fp = lineage.data_fingerprint(paths.data)
+    summary["receipt"] = lineage.write_receipt(paths.root, args.pipeline_run, "inject", {
+        **fp, "rows_per_split": meta["rows_per_split"], "rows_run_id": meta["run_id"],
+        "run_config": meta["run_config"], "manifest_sha256": meta.get("manifest", {}).get("sha256"),
+        "kept_existing": bool(summary["skipped"]),
+    })
+    summary["content_checksum"] = fp["content_checksum"]
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,14 +168,19 @@ def inject_step(params: Mapping[str, Any]) -> StepDefinition:
     for key, flag in (("skip_if_exists", "--skip-if-exists"), ("force", "--force")):
         if _get(params, key) is not None:
             args += [flag, _flag01(params[key])]
+    if _get(params, "pipeline_run") is not None:
+        args += ["--pipeline-run", str(params["pipeline_run"])]
     return StepDefinition(name="dhs 4c inject", entry="emr_steps/inject.py", args=tuple(args))
 
 
 def compact_step(params: Mapping[str, Any]) -> StepDefinition:
-    """Stage 4p5. Keys: output_prefix|output; optional compact_source|parent, target_file_mb,
-    compaction_id|run_id, compression."""
+    """Stage 4p5. Keys: output_prefix|output; pipeline_run (the source is what that run's inject
+    recorded; CURRENT is left to the promotion) or compact_source|parent; optional
+    target_file_mb, compaction_id|run_id, compression."""
     args = ["--stage", "4p5", "--output", _need(params, "output_prefix", "output")]
-    if _get(params, "compact_source", "parent") is not None:
+    if _get(params, "pipeline_run") is not None:
+        args += ["--pipeline-run", str(params["pipeline_run"]), "--switch-current", "0"]
+    elif _get(params, "compact_source", "parent") is not None:
         args += ["--parent", str(_get(params, "compact_source", "parent"))]
     if _get(params, "target_file_mb") is not None:
         args += ["--target-file-mb", str(params["target_file_mb"])]
@@ -189,7 +194,7 @@ def compact_step(params: Mapping[str, Any]) -> StepDefinition:
 def validate_step(params: Mapping[str, Any]) -> StepDefinition:
     """The gate's validation/profile (emr_steps/validate.py). Keys: output_prefix|output,
     manifest_uri|manifest; optional gate_suite|variant, validation_uri, validation_run,
-    reference_profile."""
+    reference_profile, pipeline_run (validate exactly what that run's compact step recorded)."""
     output = _need(params, "output_prefix", "output")
     out = _get(params, "validation_uri") or storage.join(output, "validation", str(_get(params, "validation_run", "run_id", default="latest")))
     args = [
@@ -200,6 +205,8 @@ def validate_step(params: Mapping[str, Any]) -> StepDefinition:
     ]
     if _get(params, "reference_profile") is not None:
         args += ["--reference-profile", str(params["reference_profile"])]
+    if _get(params, "pipeline_run") is not None:
+        args += ["--pipeline-run", str(params["pipeline_run"])]
     return StepDefinition(name="dhs validate", entry="emr_steps/validate.py", args=tuple(args))
 
 

@@ -2,10 +2,15 @@
 spark-submit gives us; writes validation.json (+ Data Docs, report) under --out.
 
   spark-submit emr_steps/validate.py --dataset D --manifest M --variant production \
-      --out D/validation/<run> [--reference-profile P]
+      --out D/validation/<run> [--reference-profile P] [--pipeline-run R]
+
+With --pipeline-run R the step validates exactly the compaction that R's compact step recorded
+(D/runs/R/compact.json: its immutable URI and content checksum), never whatever D/CURRENT points
+at, and refuses data whose checksum differs from the receipt's (exit 1, naming both ends).
 
 Exit codes: 0 once validation.json is written, whether the gate passed or not; 2 unusable input
-(nothing written); anything else is a crash. Deciding is the Airflow gate task's job: it reads
+(nothing written; unreadable data files included, named); 1 the data is not what the run's
+previous step wrote; anything else is a crash. Deciding is the Airflow gate task's job: it reads
 validation.json and fails the run with the list of failed expectations, so a failing gate shows
 up on the gate task (with its XCom summary and Data Docs link) instead of as a failed Spark step.
 `dhs validate` (the CLI) keeps exit 1 for a failed gate.
@@ -24,21 +29,36 @@ def main(argv=None) -> int:
     p.add_argument("--variant", default="production")
     p.add_argument("--out", required=True)
     p.add_argument("--reference-profile", default=None)
+    p.add_argument("--pipeline-run", dest="pipeline_run", default=None,
+                   help="validate the compaction this run's compact step recorded (D/runs/<run>/compact.json)")
     args = p.parse_args(argv)
 
     from emr_steps.spark_session import get_spark
+    from pipeline import lineage
     from pipeline.errors import InputError
     from pipeline.gate.validate import validate_dataset
 
-    # the steps' one factory: its 128-row Parquet reader batch keeps pixel rows from running the
-    # heap out of memory (Spark's 4096-row default did, on the 6,000-row demo's compacted files)
-    spark = get_spark("dhs-validate")
     try:
-        result = validate_dataset(args.dataset, manifest_uri=args.manifest, variant=args.variant,
-                                  out_dir=args.out, reference_profile=args.reference_profile, spark=spark)
+        data_uri, expected, root = args.dataset, None, None
+        if args.pipeline_run:
+            lineage.check_run_name(args.pipeline_run)
+            root = str(args.dataset).rstrip("/")
+            expected = lineage.read_receipt(root, args.pipeline_run, "compact")
+            expected["what"] = (f"what run {args.pipeline_run}'s compact step wrote "
+                                f"({lineage.receipt_uri(root, args.pipeline_run, 'compact')})")
+            data_uri = expected["data_uri"]
+        # the steps' one factory: its 128-row Parquet reader batch keeps pixel rows from running the
+        # heap out of memory (Spark's 4096-row default did, on the 6,000-row demo's compacted files)
+        spark = get_spark("dhs-validate")
+        result = validate_dataset(data_uri, manifest_uri=args.manifest, variant=args.variant,
+                                  out_dir=args.out, reference_profile=args.reference_profile, spark=spark,
+                                  pipeline_run=args.pipeline_run, dataset_root=root, expected=expected)
     except InputError as exc:
         print(f"validate: error: {exc.source}: {exc.problem}", file=sys.stderr)
         return 2
+    except lineage.ChainBroken as exc:
+        print(f"validate: FAILED: {exc}; nothing was validated", file=sys.stderr)
+        return 1
     verdict = "PASSED" if result.passed else f"FAILED ({len(result.failures)} check(s)); the gate task decides"
     print(f"validation written to {result.validation_json}: gate {verdict}")
     for line in result.failures:

@@ -7,6 +7,7 @@ A run config is a YAML file (see `pipeline/configs/`). Loading checks every valu
 from __future__ import annotations
 
 import dataclasses
+import re
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,10 @@ class RunConfig:
     #: Supersampling of the lens-plane ray-trace on the 0.262" grid.
     supersampling: int = 4
     unpaired_controls: bool = True
+    #: The weakest gate suite (expectations/<name>.yaml) this run's data may be promoted under:
+    #: the plan refuses a suite that is not at least as strict (pipeline.gate.thresholds), and the
+    #: promotion record and its consumers check it again.
+    min_gate_suite: str = "demo"
 
     def __post_init__(self):
         object.__setattr__(self, "bands", tuple(self.bands))
@@ -112,6 +117,8 @@ class RunConfig:
             bad("stamp_size_pix", "the data contract fixes 64x64 stamps")
         if self.region_size_deg <= 0:
             bad("region_size_deg", f"must be > 0, got {self.region_size_deg}")
+        if not isinstance(self.min_gate_suite, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", self.min_gate_suite):
+            bad("min_gate_suite", f"must name a suite in expectations/ (lower-case letters, digits, _), got {self.min_gate_suite!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

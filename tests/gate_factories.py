@@ -2,10 +2,11 @@
 
 The clean dataset looks like a small demo run: 600 rows over train/val/test, exactly half controls
 per split, unpaired controls (every LRG used once), theta_E stratified-uniform in the config range,
-arc_snr lognormal with median ~4.2 (the seed's), magnification lognormal, arc flux = source flux x
-magnification x 0.97 (a little PSF wing lost at the stamp edge), and real pixel arrays (a noisy
-de Vaucouleurs-ish LRG plus a PSF-blurred arc ring at theta_E) so the report gallery has something
-to show. Each defect breaks one thing the gate must catch.
+magnification lognormal, arc flux = source flux x magnification x 0.97 (a little PSF wing lost at
+the stamp edge), and real pixel arrays (a noisy de Vaucouleurs-ish LRG plus a PSF-blurred arc ring
+at theta_E). Every pixel-derived scalar (arc fluxes, SNRs, masked fractions) is computed from those
+pixels by the injection's own function, as the gate demands. Each defect breaks one thing the gate
+must catch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import load_run_config
 from pipeline.contract import BANDS, COLUMNS, INJECTION_ONLY, PIXEL_LAYOUT, STAMP_SIZE_PIX
+from pipeline.injection.metrics import pixel_quantities
 from pipeline.physics_checks import source_flux_nmgy
 from pipeline.task_identity import manifest_identity
 
@@ -125,9 +127,35 @@ def clean_columns(split_rows: dict | None = None, seed: int = 7) -> dict:
     arc_flux = np.stack([c[f"arc_flux_{b}"] for b in BANDS], axis=1)
     c["image"], c["arc"], c["invvar"] = _stamps(rng, theta, is_control, arc_flux, c["lens_mag_r"])
     c["maskbits"] = np.zeros((n, STAMP_SIZE_PIX * STAMP_SIZE_PIX), np.int32)
+    # Every row agrees with its own pixels (the gate recomputes them): every pixel-derived scalar
+    # (arc fluxes, SNRs, masked and bad-pixel fractions) is taken from the pixels, by the
+    # injection's own definition. The arc_snr drawn above only seeded the columns; the SNRs follow
+    # from the drawn fluxes and the sky noise (median ~3, lognormal-like over 0.3-40).
+    refresh_pixel_quantities(c, np.arange(n))
     for name in INJECTION_ONLY:  # controls carry no lens / source / rendering parameters
         set_null(c, name, is_control)
     return c
+
+
+def pixel_quantities_of(c: dict, i: int) -> dict:
+    """The pixel-derived scalars of row i, by the injection's own definition."""
+    nb, n = len(BANDS), STAMP_SIZE_PIX
+    arc = None if c["is_control"][i] or c["arc"][i] is None else np.asarray(c["arc"][i], np.float32).reshape(nb, n, n)
+    return pixel_quantities(arc, np.asarray(c["invvar"][i], np.float32).reshape(nb, n, n),
+                            np.asarray(c["maskbits"][i], np.int32).reshape(n, n), BANDS)
+
+
+def refresh_pixel_quantities(c: dict, rows) -> None:
+    """Re-derive rows' pixel-derived scalars from their (changed) pixels: a defect that edits
+    pixels stays consistent with them, so it trips only the check it is about."""
+    for i in rows:
+        if not c["cutout_ok"][i] or c["invvar"][i] is None:
+            continue
+        for name, value in pixel_quantities_of(c, i).items():
+            if name in c:
+                if c[name].dtype != object and not np.issubdtype(c[name].dtype, np.floating):
+                    c[name] = c[name].astype(float)
+                c[name][i] = value
 
 
 def set_null(c: dict, name: str, where) -> None:
@@ -191,11 +219,20 @@ def identity_of(c: dict) -> dict:
     return manifest_identity(c["task_id"], c["lrg_id"], c["region_split"], c["is_control"])
 
 
-def write_manifest(root: Path, tasks_per_split: dict | None = None, identity: dict | None = None) -> Path:
+def write_manifest(root: Path, tasks_per_split: dict | None = None, identity: dict | None = None,
+                   tasks: dict | None = None) -> Path:
     """manifest.json with the counts and (when given) the task identity record; a real manifest is
-    the clean plan, so the gate cases pass the clean columns' identity even for a defect."""
+    the clean plan, so the gate cases pass the clean columns' identity even for a defect. `tasks`
+    (clean columns) also writes manifest.parquet's identity columns, which the gate reads to name
+    the rows that differ from the manifest."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    if tasks is not None:
+        pq.write_table(pa.table({"task_id": pa.array(list(tasks["task_id"]), pa.string()),
+                                 "lrg_id": pa.array(np.asarray(tasks["lrg_id"], np.int64)),
+                                 "region_split": pa.array(list(tasks["region_split"]), pa.string()),
+                                 "is_control": pa.array(np.asarray(tasks["is_control"], bool))}),
+                       root / "manifest.parquet")
     doc = {"run_config": load_run_config("demo").to_dict(), "tasks_per_split": tasks_per_split or dict(SPLIT_ROWS)}
     if identity is not None:
         doc["identity"] = identity
@@ -220,6 +257,7 @@ def faint_arcs(c):
     for j in i:
         c["image"][j] = c["image"][j] - c["arc"][j] * (1 - 1 / 1111)
         c["arc"][j] = c["arc"][j] / 1111
+    refresh_pixel_quantities(c, i)
 
 
 def control_60_40(c):
@@ -287,9 +325,39 @@ def duplicate_task_ids(c):
     c["task_id"][n // 2] = c["task_id"][n // 2 + 2]
 
 
+def arc_snr_contradicts_pixels(c):
+    """Two injections carry an arc_snr 10% above what their own pixels give."""
+    for j in _injections(c)[[3, -3]]:
+        c["arc_snr"][j] = float(c["arc_snr"][j]) * 1.1
+
+
+def psf_from_wrong_band(c):
+    """The g and z PSFs swapped on every injection (the kernel of the wrong band)."""
+    i = _injections(c)
+    g, z = c["psf_fwhm_g"][i].copy(), c["psf_fwhm_z"][i].copy()
+    c["psf_fwhm_g"][i], c["psf_fwhm_z"][i] = z, g
+
+
+def arc_bands_swapped(c):
+    """Three injections whose arc pixels were written z, r, g (their fluxes still say g, r, z)."""
+    nb, n = len(BANDS), STAMP_SIZE_PIX
+    for j in _injections(c)[[1, 4, 7]]:
+        for col in ("arc", "image"):
+            planes = np.asarray(c[col][j]).reshape(nb, n, n)
+            c[col][j] = planes[::-1].reshape(-1).copy()
+
+
+def foreign_task(c):
+    """One task swapped for a task the manifest does not have; every count (rows per split,
+    controls, LRGs) unchanged, no duplicate, no leakage."""
+    j = _injections(c, "val")[2]
+    c["task_id"][j] = "val-foreign-00001"
+
+
 DEFECTS = {f.__name__: f for f in (
     faint_arcs, control_60_40, theta_e_out_of_range, cutout_rate_95, hlr_in_pixels, lrg_in_two_splits,
-    controls_share_lrgs, psf_parity, nan_pixels, duplicate_task_ids)}
+    controls_share_lrgs, psf_parity, nan_pixels, duplicate_task_ids, arc_snr_contradicts_pixels,
+    psf_from_wrong_band, arc_bands_swapped, foreign_task)}
 
 
 def make_case(tmp_path: Path, defect: str | None = None, *, rows_lost: int = 0,
@@ -307,8 +375,9 @@ def make_case(tmp_path: Path, defect: str | None = None, *, rows_lost: int = 0,
         keep[np.flatnonzero(c["region_split"] == "train")[:rows_lost]] = False
         c = {k: v[keep] for k, v in c.items()}
     name = defect or ("rows_lost" if rows_lost else "clean")
+    clean = _cached_clean(split_rows)
     return write_dataset(c, Path(tmp_path) / name), write_manifest(Path(tmp_path) / f"{name}_manifest", split_rows,
-                                                                   identity_of(_cached_clean(split_rows)))
+                                                                   identity_of(clean), tasks=clean)
 
 
 _CLEAN = {}

@@ -93,8 +93,8 @@ def test_consumer_is_scheduled_on_the_promoted_asset(dagbag):
     ({"bands": "grz"}, "bands"),
     ({"output_prefix": "/etc/dhs_elsewhere"}, "output_prefix"),
     ({"backend": "emr", "manifest_uri": "demo_output/manifest"}, "manifest_uri"),
-    ({"backend": "emr", "manifest_uri": "s3://b/m", "coadd_cache_prefix": "s3://b/c", "cosmos_bank_h5": "s3://b/x.h5",
-      "output_prefix": "/tmp/out", "code_prefix": "s3://b/code"}, "output_prefix"),
+    ({"backend": "emr", "manifest_uri": "s3://bkt/m", "coadd_cache_prefix": "s3://bkt/c", "cosmos_bank_h5": "s3://bkt/x.h5",
+      "output_prefix": "/tmp/out", "code_prefix": "s3://bkt/code"}, "output_prefix"),
     ({"run_config": "no_such_config"}, "no_such_config"),
 ])
 def test_plan_run_refuses_bad_input_naming_the_field(airflow_home, monkeypatch, change, field):
@@ -116,11 +116,14 @@ def test_plan_run_builds_both_backends(airflow_home, monkeypatch):
     local = plan_run({**DEFAULTS, "output_prefix": str(airflow_home.out_root / "ds")}, airflow_run_id="manual__2026-01-01T00:00:00+00:00")
     assert local["validation_uri"] == str(airflow_home.out_root / "ds" / "validation" / "manual__2026-01-01T00_00_00_00_00")
     assert local["local_inject"][0].endswith("spark-submit") and "--master" in local["local_inject"]
-    monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", "s3://b/")
-    emr = plan_run({**DEFAULTS, "backend": "emr", "manifest_uri": "s3a://b/m", "coadd_cache_prefix": "s3://b/c",
-                    "cosmos_bank_h5": "s3://b/x.h5", "output_prefix": "s3://b/out", "code_prefix": "s3://b/code"})
+    monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", "s3://bkt/")
+    monkeypatch.setenv("DHS_ALLOWED_CODE_ROOTS", "s3://bkt/code")
+    monkeypatch.setenv("DHS_ALLOWED_LOG_ROOTS", "s3://bkt/code/logs")
+    emr = plan_run({**DEFAULTS, "backend": "emr", "manifest_uri": "s3a://bkt/m", "coadd_cache_prefix": "s3://bkt/c",
+                    "cosmos_bank_h5": "s3://bkt/x.h5", "output_prefix": "s3://bkt/out", "code_prefix": "s3://bkt/code",
+                    "emr_log_uri": "s3://bkt/code/logs"})
     step = emr["emr_inject"][0]
     assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
-    assert "s3://b/m" in step["HadoopJarStep"]["Args"]  # s3a:// spelled s3:// for EMRFS
+    assert "s3://bkt/m" in step["HadoopJarStep"]["Args"]  # s3a:// spelled s3:// for EMRFS
     groups = {g["InstanceRole"]: g for g in emr["job_flow_overrides"]["Instances"]["InstanceGroups"]}
     assert groups["CORE"]["InstanceCount"] == 34 and emr["job_flow_overrides"]["ReleaseLabel"] == "emr-7.6.0"

@@ -7,6 +7,7 @@ from pipeline.config import load_run_config
 from pipeline.gate import datasets, suites
 from pipeline.gate.profile import profile_and_contract
 from pipeline.gate.thresholds import load_thresholds
+from pipeline.gate.validate import add_identity_and_pixel_checks
 from tests.gate_factories import SPLIT_ROWS, gate_cases  # noqa: F401 - fixture
 
 
@@ -19,9 +20,15 @@ def _contract_and_profile(spark, case):
     key = str(case[0])
     if key not in _PROFILES:
         ds = datasets.open_dataset(str(case[0]))
-        _PROFILES[key] = profile_and_contract(datasets.read_rows(spark, ds), run_config=load_run_config("demo"),
-                                              hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, {}),
-                                              files_per_split=ds.files_per_split())
+        identity = datasets.manifest_identity_for(datasets.read_manifest_counts(str(case[1]))["json"])
+        df = datasets.read_rows(spark, ds)
+        contract, profile = profile_and_contract(df, run_config=load_run_config("demo"),
+                                                 hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, {}),
+                                                 files_per_split=ds.files_per_split(), manifest_identity=identity)
+        # the row checks outside the fused scan: manifest identity and agreement with the pixels
+        add_identity_and_pixel_checks(spark, df, contract, profile, metadata=ds.metadata,
+                                      manifest_uri=str(case[1]), identity_record=identity)
+        _PROFILES[key] = contract, profile
     return _PROFILES[key]
 
 
@@ -97,19 +104,26 @@ ONLY_THESE = {
     # 1/1111 of the flux: the flux invariant, and every arc_snr statistic whose band excludes ~0
     "faint_arcs": {"arc_flux_consistent", "arc_snr_p25", "arc_snr_p50", "arc_snr_p75", "arc_snr_p95",
                    "arc_snr_gt1_fraction", "arc_snr_gt10_fraction"},
-    "control_60_40": {"control_fraction"},
+    # an injection turned into a control is no longer the manifest's task: its role differs
+    "control_60_40": {"control_fraction", "row_contract/matches_manifest"},
     # seen by both layers: on the row (contract) and in each split's max (suite). One injection in
     # eight at 3.2" adds ~1/8 to the last theta_E bin: KS ~0.1 against a critical ~0.3 at 40
     # injections per split, so theta_e_flatness rightly stays quiet.
     "theta_e_out_of_range": {"row_contract/theta_e_in_config_range", "theta_e_range_max"},
     "cutout_rate_95": {"cutout_success_rate"},
-    "rows_lost": {"nothing_lost", "nothing_lost_total"},
+    "rows_lost": {"nothing_lost", "nothing_lost_total", "row_contract/matches_manifest"},
     "hlr_in_pixels": {"hlr_in_bank_filter"},
-    "lrg_in_two_splits": {"no_lrg_in_two_splits"},
-    "controls_share_lrgs": {"controls_injections_disjoint"},
+    # an LRG moved to another task: that task's identity differs from the manifest's
+    "lrg_in_two_splits": {"no_lrg_in_two_splits", "row_contract/matches_manifest"},
+    "controls_share_lrgs": {"controls_injections_disjoint", "row_contract/matches_manifest"},
     "psf_parity": {"control_injection_parity_psfsize_r"},
     "nan_pixels": {"row_contract/pixels_finite:image"},
-    "duplicate_task_ids": {"row_contract/unique_task_id"},
+    "duplicate_task_ids": {"row_contract/unique_task_id", "row_contract/matches_manifest"},
+    # issue 14: every row agrees with its own pixels; the rows are exactly the manifest's tasks
+    "arc_snr_contradicts_pixels": {"row_contract/pixels_agree:arc_snr"},
+    "psf_from_wrong_band": {"row_contract/pixels_agree:psf_fwhm_g", "row_contract/pixels_agree:psf_fwhm_z"},
+    "arc_bands_swapped": {"row_contract/pixels_agree:arc_flux_g", "row_contract/pixels_agree:arc_flux_z"},
+    "foreign_task": {"row_contract/matches_manifest"},
 }
 
 
@@ -120,7 +134,7 @@ def test_each_defect_fails_only_its_own_checks(spark, gate_cases, case):
     contract, _ = _contract_and_profile(spark, gate_cases(case))
     _, results, suite_failures = _defect_gate(spark, gate_cases, case)
     failed = {r["name"] for r in results if not r["success"]}
-    failed |= {f"row_contract/{k}" for k, v in contract.checks.items() if v["failed_rows"]}
+    failed |= {f"row_contract/{k}" for k, v in contract.checks.items() if v["failed_rows"] or v.get("problem")}
     assert failed == ONLY_THESE[case], contract.failures() + suite_failures
     messages = contract.failures() + suite_failures
     for check in ONLY_THESE[case]:

@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "pipeline.cli.compact_cmd",
     "pipeline.cli.validate_cmd",
     "pipeline.cli.promote_cmd",
+    "pipeline.cli.verify_cmd",
+    "pipeline.cli.unlock_cmd",
     "pipeline.cli.gallery_cmd",
 )
 

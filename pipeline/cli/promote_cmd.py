@@ -5,10 +5,11 @@ from __future__ import annotations
 EPILOG = """\
 example:
   dhs promote demo_output/dataset --validation demo_output/dataset/validation/run1
-  # -> demo_output/dataset/promotion.json (content checksum, rows per split, profile, validation)
+  # -> demo_output/dataset/promotion.json (+ promotions/<seq>.json, CURRENT -> the validated data)
 
-Refuses (exit 1) when the validation failed or the data changed since it was validated;
-promoting the same dataset with the same validation again returns the same record.
+Refuses (exit 1) when the validation failed, its suite is weaker than the run config's minimum,
+or the data changed since it was validated; promoting the same dataset with the same validation
+again returns the same record. Consumers check a promotion with `dhs verify-promoted`.
 """
 
 

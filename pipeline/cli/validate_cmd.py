@@ -37,6 +37,7 @@ def run(args) -> int:
     from pipeline.gate.validate import validate_dataset
 
     out = args.out or storage.join(args.dataset, "validation", "latest")
+    # unreadable data raises InputError naming the file (exit 2 in pipeline.cli.main), never exit 1
     result = validate_dataset(args.dataset, manifest_uri=args.manifest, variant=args.variant, out_dir=out,
                               reference_profile=args.reference_profile,
                               build_docs=not args.no_docs, build_report=not (args.no_docs or args.no_report))

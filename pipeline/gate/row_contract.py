@@ -150,10 +150,18 @@ class ContractResult:
     def failures(self) -> list[str]:
         out = [f"row_contract/schema: {e}" for e in self.schema_errors]
         for name, r in self.checks.items():
-            if r["failed_rows"]:
+            if r.get("problem"):  # a dataset-level finding (no row count): its own sentence
+                out.append(f"row_contract/{name}: {r['problem']}")
+            elif r["failed_rows"]:
                 out.append(f"row_contract/{name}: {r['failed_rows']} of {self.rows} rows fail "
                            f"(e.g. task_id {', '.join(map(str, r['examples']))})")
         return out
+
+    def add_check(self, name: str, result: dict) -> None:
+        """Add a check computed outside the fused scan (pixel agreement, manifest identity)."""
+        self.checks[name] = result
+        if result.get("failed_rows") or result.get("problem"):
+            self.passed = False
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "rows": self.rows, "schema_errors": self.schema_errors,

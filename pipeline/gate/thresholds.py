@@ -120,3 +120,40 @@ def load_thresholds(variant_or_path: str) -> Thresholds:
     drift = {str(k): float(v) for k, v in (raw.get("drift") or {}).items()}
     return Thresholds(str(raw.get("variant", path.stem)), str(raw.get("description", "")).strip(),
                       tuple(checks), drift, str(path))
+
+
+def _bound_within(mine: Check, theirs: Check) -> bool:
+    """`mine` accepts no value that `theirs` refuses (same metric and scope)."""
+    lo_ok = theirs.min is None or (mine.min is not None and mine.min >= theirs.min)
+    hi_ok = theirs.max is None or (mine.max is not None and mine.max <= theirs.max)
+    return lo_ok and hi_ok
+
+
+def strictness_gaps(suite: Thresholds, minimum: Thresholds) -> list[str]:
+    """Why `suite` is NOT at least as strict as `minimum` ([] when it is).
+
+    At least as strict means: every check of `minimum` has a check in `suite` on the same metric
+    and scope whose bounds lie inside it, and every drift limit of `minimum` is matched by an equal
+    or tighter one. Computed from the YAML files themselves, so no suite can declare itself strict."""
+    gaps = []
+    for want in minimum.checks:
+        same = [c for c in suite.checks if c.metric == want.metric and c.scope == want.scope]
+        if not any(_bound_within(c, want) for c in same):
+            have = ", ".join(f"{c.name} {c.expected()}" for c in same) or "no such check"
+            gaps.append(f"{want.name} ({want.metric}, {want.scope}) must be {want.expected()}; {suite.variant} has: {have}")
+    for metric, limit in minimum.drift.items():
+        if metric not in suite.drift or suite.drift[metric] > limit:
+            gaps.append(f"drift {metric} must be <= {limit:g}; {suite.variant} has "
+                        f"{suite.drift.get(metric, 'no limit')}")
+    return gaps
+
+
+def check_suite_policy(suite: str, minimum: str, *, source: str = "gate_suite") -> None:
+    """InputError naming `source` when suite `suite` is weaker than `minimum` (the run config's
+    min_gate_suite)."""
+    have, need = load_thresholds(suite), load_thresholds(minimum)
+    gaps = strictness_gaps(have, need)
+    if gaps:
+        listing = "; ".join(gaps[:5]) + (f"; and {len(gaps) - 5} more" if len(gaps) > 5 else "")
+        raise InputError(source, f"suite {have.variant!r} is weaker than {need.variant!r}, the weakest suite this run "
+                                 f"config may be promoted under (min_gate_suite): {listing}")

@@ -3,6 +3,7 @@
 Outputs in `out_dir`:
   validation.json   seed section 9 keys (on ALL rows) + expectations + row_contract + profile + passed
                     + dataset {uri, data_uri, content_checksum, files} (promotion re-checks the checksum)
+                    + run, suite, suite_policy, run_config, code, drift: what the verdict is bound to
   profile.json      the profile alone (the next run's --reference-profile once this one is promoted)
   data_docs/        GX Data Docs site (index.html)
   report/index.html human report with plots and a stamp gallery
@@ -59,6 +60,12 @@ def load_reference_profile(ref) -> dict | None:
     return doc
 
 
+def _config_sha256(run_config) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(run_config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+
 def seed_summary(profile: dict) -> dict:
     """The seed's section 9 keys, computed on all rows (sampled_rows = estimated_total_rows = rows)."""
     def pct(x):
@@ -98,10 +105,48 @@ def seed_summary(profile: dict) -> dict:
 
 def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_dir: str,
                      reference_profile=None, spark=None, build_docs: bool = True,
-                     build_report: bool = True) -> GateResult:
-    """Gate a dataset: every row against the contract, the profile against the variant's suite."""
+                     build_report: bool = True, pipeline_run: str | None = None,
+                     dataset_root: str | None = None, expected: dict | None = None) -> GateResult:
+    """Gate a dataset: every row against the contract, the profile against the variant's suite.
+
+    `expected` ({"data_uri", "content_checksum"}, from the run's compact receipt) binds the
+    validation to the bytes the previous step wrote: lineage.ChainBroken when the data differs.
+    Unreadable data (a corrupt Parquet file, a checksum sidecar that no longer matches) raises
+    InputError naming the file, whichever library noticed it."""
+    from pipeline.gate import spark_errors
+
+    with spark_errors.unreadable_data_as_input_error(dataset_uri):
+        return _validate(dataset_uri, manifest_uri=manifest_uri, variant=variant, out_dir=out_dir,
+                         reference_profile=reference_profile, spark=spark, build_docs=build_docs,
+                         build_report=build_report, pipeline_run=pipeline_run, dataset_root=dataset_root,
+                         expected=expected)
+
+
+def add_identity_and_pixel_checks(spark, df, contract, prof, *, metadata: dict, manifest_uri: str,
+                                  identity_record: dict | None) -> None:
+    """The row checks outside the fused scan, added to `contract`:
+    - matches_manifest: the rows' identity fingerprint must equal the manifest's; when it does not,
+      an exact comparison names what differs (pipeline.gate.manifest_match);
+    - pixels_agree:*: every row's pixel-derived scalars, PSF and band order re-derived from its
+      own stored pixels and conditions (pipeline.gate.pixel_agreement)."""
+    from pipeline.gate import manifest_match, pixel_agreement
+
+    identity = (prof or {}).get("all", {}).get("task_identity") or {}
+    if identity_record is not None:
+        contract.add_check("matches_manifest", manifest_match.differences(spark, df, manifest_uri)
+                           if identity.get("matches_manifest") is False else {"failed_rows": 0, "examples": []})
+    log.info("pixel agreement")
+    for name, result in pixel_agreement.pixel_agreement(df, metadata=metadata).items():
+        contract.add_check(name, result)
+
+
+def _validate(dataset_uri, *, manifest_uri, variant, out_dir, reference_profile, spark, build_docs, build_report,
+              pipeline_run, dataset_root, expected) -> GateResult:
+    from pipeline import lineage
+    from pipeline.gate import manifest_match
     from pipeline.gate import profile as profile_mod
     from pipeline.gate import suites
+    from pipeline.gate.thresholds import strictness_gaps
 
     thresholds = load_thresholds(variant)
     manifest = datasets.read_manifest_counts(manifest_uri)
@@ -110,6 +155,12 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
     run_config = datasets.run_config_for(ds.metadata, manifest["json"], variant)
     hlr_filter = datasets.hlr_filter_for(ds.metadata, manifest["json"])
     checksum = datasets.content_checksum(ds.files)
+    if expected:
+        lineage.check_same_data(found={"data_uri": ds.data_uri, "content_checksum": checksum}, expected=expected,
+                                found_what="the data to validate",
+                                expected_what=expected.get("what", "what the previous step wrote"))
+    suite_gaps = strictness_gaps(thresholds, load_thresholds(run_config.min_gate_suite))
+    identity_record = datasets.manifest_identity_for(manifest["json"]) or manifest_match.identity_from_table(manifest_uri)
 
     spark = spark or local_spark()
     df = datasets.read_rows(spark, ds)
@@ -117,11 +168,13 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
     # one scan of the rows for the contract's counters and the profile's summary (see profile.py)
     contract, prof = profile_mod.profile_and_contract(df, run_config=run_config, hlr_filter_arcsec=hlr_filter,
                                                       files_per_split=ds.files_per_split(),
-                                                      manifest_identity=datasets.manifest_identity_for(manifest["json"]))
+                                                      manifest_identity=identity_record)
     if contract.rows == 0:
         raise InputError(ds.data_uri, "the dataset has no rows")
     if contract.rows < 0:  # key columns missing: nothing to profile
         raise InputError(ds.data_uri, "; ".join(contract.schema_errors) or "not a Phase 4c dataset")
+    add_identity_and_pixel_checks(spark, df, contract, prof, metadata=ds.metadata, manifest_uri=manifest_uri,
+                                  identity_record=identity_record)
     log.info("suites (%s)", thresholds.variant)
     out = Path(out_dir) if not storage.is_s3(out_dir) else Path("/tmp/dhs_validation") / Path(out_dir).name
     out.mkdir(parents=True, exist_ok=True)
@@ -130,6 +183,10 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
     results = suites.run_suites(split_frame, dataset_frame, thresholds, with_drift=reference is not None,
                                 data_docs_dir=str(docs_dir) if docs_dir else None)
     failures = contract.failures() + suites.failure_messages(results)
+    if suite_gaps:
+        failures.append(f"suite_policy: suite {thresholds.variant!r} is weaker than {run_config.min_gate_suite!r}, the "
+                        f"weakest suite run config {run_config.variant!r} may be promoted under: "
+                        + "; ".join(suite_gaps[:3]))
     passed = not failures
 
     from pipeline.gate import report, seed_questions
@@ -141,17 +198,35 @@ def validate_dataset(dataset_uri: str, *, manifest_uri: str, variant: str, out_d
     if build_report:
         report_index = report.write_report(out / "report", prof, results, failures, df=df,
                                            title=f"{ds.dataset_uri} ({thresholds.variant})", seed_answers=seed_answers)
+    from pipeline.dataset import git_commit
+    from pipeline import __version__ as pipeline_version
+
     doc = {
         "timestamp": datetime.now(timezone.utc).isoformat(),
         **seed_summary(prof),
         "passed": passed,
         "failures": failures,
         "variant": thresholds.variant,
+        "suite": thresholds.variant,
         "thresholds_file": thresholds.source,
-        "dataset": {"uri": ds.dataset_uri, "data_uri": ds.data_uri, "content_checksum": checksum,
+        "suite_policy": {"min_gate_suite": run_config.min_gate_suite, "suite": thresholds.variant,
+                         "satisfied": not suite_gaps, "gaps": suite_gaps},
+        "run": pipeline_run,
+        "run_config": {"variant": run_config.variant, "experiment_id": run_config.experiment_id,
+                       "min_gate_suite": run_config.min_gate_suite, "moffat_beta": run_config.moffat_beta,
+                       "sha256": _config_sha256(run_config)},
+        "code": {"pipeline_version": pipeline_version, "git_commit": git_commit(),
+                 "rows_written_by": (ds.metadata or {}).get("pipeline_version"),
+                 "rows_git_commit": (ds.metadata or {}).get("git_commit")},
+        "dataset": {"uri": str(dataset_root or ds.dataset_uri), "data_uri": ds.data_uri, "content_checksum": checksum,
                     "files": len(ds.files), "rows_per_split": {s: v["rows"] for s, v in prof["splits"].items()}},
         "manifest": {"uri": str(manifest_uri), "tasks_per_split": manifest["tasks_per_split"]},
         "reference_profile": str(reference_profile) if reference_profile and not isinstance(reference_profile, dict) else None,
+        "drift": {"checked": reference is not None,
+                  "reference": (str(reference_profile) if reference_profile and not isinstance(reference_profile, dict)
+                                else ("(given as a profile)" if reference else None)),
+                  "note": None if reference is not None else
+                  f"no reference: no earlier promotion of run config {run_config.variant!r} to compare with"},
         "expectations": results,
         "row_contract": contract.to_dict(),
         "profile": prof,

@@ -16,6 +16,9 @@ from pipeline import storage
 from pipeline.config import allowed_output_roots as configured_output_roots
 from pipeline.config import check_output_prefix as config_check_output_prefix
 from pipeline.config import load_run_config, parse_bands
+from pipeline.gate.promote import last_promotion_of
+from pipeline.gate.thresholds import check_suite_policy
+from pipeline.lineage import safe_run_name
 from pipeline.errors import InputError
 
 STEPS = ("inject", "compact", "validate")
@@ -59,34 +62,69 @@ def check_output_prefix(prefix: str) -> str:
     return config_check_output_prefix(prefix, source="output_prefix", roots=allowed_output_roots())
 
 
-def _safe_run_name(airflow_run_id: str | None) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", airflow_run_id or "manual")[:120]
+#: the run's name in paths and step arguments (pipeline.lineage)
+_safe_run_name = safe_run_name
 
 
-def plan_run(params: dict, airflow_run_id: str | None = None) -> dict:
-    """Everything the DAG's tasks need, as JSON-able values (pushed to XCom one key each)."""
+def drift_reference(output_prefix: str, run_config_variant: str) -> str | None:
+    """profile.json of the last promotion of this run config variant on this dataset prefix (from
+    its promotion history), or None for the first one (the report then says "no reference")."""
+    last = last_promotion_of(output_prefix, run_config_variant)
+    if not last:
+        return None
+    uri = (last.get("validation") or {}).get("profile_uri")
+    if not uri or not storage.exists(uri):
+        raise InputError(f"{output_prefix}/promotions/{int(last['sequence']):06d}.json",
+                         f"the last promotion of {run_config_variant!r} cites a profile that is gone ({uri}): "
+                         "drift cannot be checked")
+    return uri
+
+
+def start_run(params: dict, airflow_run_id: str | None = None) -> dict:
+    """The DAG's plan task: check and plan the run (`plan_run`, no I/O), then find the drift
+    reference (the last promotion of the same variant on this prefix, a read). The prefix's lock
+    is the next task's (dhs_airflow.lock)."""
+    plan = plan_run(params, airflow_run_id)
+    reference = drift_reference(plan["dataset_uri"], plan["variant"])
+    if reference:
+        plan = plan_run(params, airflow_run_id, reference_profile=reference)
+    return plan
+
+
+def plan_run(params: dict, airflow_run_id: str | None = None, *, reference_profile: str | None = None) -> dict:
+    """Everything the DAG's tasks need, as JSON-able values (pushed to XCom one key each). Pure:
+    reads the run config and suite files, touches no dataset (`start_run` does that)."""
     params = check_form(params)  # every value checked, undeclared keys refused (dhs_airflow.form)
     backend = params["backend"]
     if backend not in ("local", "emr"):
         raise InputError("backend", f"must be 'local' or 'emr', got {backend!r}")
     params["bands"] = ",".join(parse_bands(str(params["bands"]), source="bands"))
-    load_run_config(params["run_config"])  # fails early, naming the file and key
+    run_config = load_run_config(params["run_config"])  # fails early, naming the file and key
+    # the weakest suite this run config may be promoted under: refused here, before any Spark
+    check_suite_policy(params["gate_suite"], run_config.min_gate_suite, source="gate_suite")
     if backend == "emr":
         for key in ("manifest_uri", "coadd_cache_prefix", "cosmos_bank_h5", "output_prefix", "code_prefix"):
             if not storage.is_s3(str(params[key])):
                 raise InputError(key, f"the emr backend needs an s3:// URI, got {params[key]!r}")
     params["output_prefix"] = check_output_prefix(str(params["output_prefix"]))
     run_name = _safe_run_name(airflow_run_id)
+    params["pipeline_run"] = run_name  # every step leaves its receipt under D/runs/<run> (pipeline.lineage)
     params["validation_uri"] = storage.join(params["output_prefix"], "validation", run_name)
     params["force"] = True  # the seed's pair: keep a complete output of this very run, redo anything else
     params["skip_if_exists"] = True
+    params["reference_profile"] = reference_profile
 
     definitions = {name: _STEP_BUILDERS[name](params) for name in STEPS}
     python = sys.executable
     plan = {
         "backend": backend,
         "dataset_uri": params["output_prefix"],
+        "pipeline_run": run_name,
+        # the form's variant names the dataset (it overrides the run config's, as the inject step
+        # does): drift is checked against the last promotion of the same variant
+        "variant": params["variant"],
         "validation_uri": params["validation_uri"],
+        "reference_profile": params["reference_profile"],
         "gate_suite": params["gate_suite"],
         "region_name": steps.DEFAULT_REGION,
         "job_flow_overrides": steps.default_job_flow_overrides(
