@@ -40,9 +40,27 @@ def rendered_flux_ratio(rendered_flux_nmgy, src_mag):
         return np.asarray(rendered_flux_nmgy, dtype=float) / source_flux_nmgy(src_mag)
 
 
+#: Flux ratios are compared with their bounds after rounding to this many decimals. Why: the ratio
+#: goes through 10**x, whose last bit differs between libm builds and CPUs (Intel and AMD, numpy and
+#: the JVM): a row whose ratio is the bound itself would pass on one machine and fail on another.
+#: Rounded (by correctly rounded operations only: x * 1e9, rint, / 1e9, identical in numpy and
+#: Spark), a ratio within ~1e-10 of a bound IS the bound; the verdict can only differ where the
+#: ratio lies within an ulp of a rounding midpoint (5e-10 away from a bound), far from where
+#: rounding errors put boundary rows.
+RATIO_DECIMALS = 9
+_RATIO_SCALE = 10.0 ** RATIO_DECIMALS
+
+
+def rounded_ratio(ratio):
+    """The ratio on the 1e-9 grid the bounds are compared on (nan and inf stay non-finite)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.rint(np.asarray(ratio, dtype=float) * _RATIO_SCALE) / _RATIO_SCALE
+
+
 def flux_is_consistent(ratio, bounds=ARC_FLUX_RATIO_RANGE):
-    """True where a flux ratio is inside `bounds` (nan and inf are inconsistent)."""
-    ratio = np.asarray(ratio, dtype=float)
+    """True where a flux ratio, rounded to RATIO_DECIMALS, is inside `bounds` (nan and inf are
+    inconsistent)."""
+    ratio = rounded_ratio(ratio)
     return np.isfinite(ratio) & (ratio >= bounds[0]) & (ratio <= bounds[1])
 
 

@@ -46,6 +46,7 @@ from pipeline.physics_checks import (
     ARC_FLUX_RATIO_RANGE,
     MAGNIFICATION_RANGE,
     NMGY_ZEROPOINT_AB,
+    RATIO_DECIMALS,
 )
 
 QUANTILE_ACCURACY = 10_000
@@ -128,8 +129,12 @@ def spark_arc_flux_ratio(arc_flux_nmgy, src_mag, magnification):
 
 
 def spark_flux_is_consistent(ratio, bounds=ARC_FLUX_RATIO_RANGE):
-    """physics_checks.flux_is_consistent."""
-    return _within(ratio, *bounds)
+    """physics_checks.flux_is_consistent: the ratio rounded to RATIO_DECIMALS by the same correctly
+    rounded operations (x * 1e9, rint, / 1e9), so a boundary row gets one verdict on every CPU."""
+    from pyspark.sql import functions as F
+
+    scale = F.lit(10.0 ** RATIO_DECIMALS)
+    return _within(F.rint(ratio.cast("double") * scale) / scale, *bounds)
 
 
 def spark_magnification_is_physical(magnification, bounds=MAGNIFICATION_RANGE):
