@@ -104,3 +104,34 @@ def test_bad_input_is_named(image, scale, needle):
     with pytest.raises(InputError) as err:
         half_light_radius_arcsec(image, scale)
     assert needle in str(err.value)
+
+
+def test_truncated_radius_and_flux_fraction_of_an_analytic_exponential_disc():
+    """An exponential disc of half-light radius 1.0" on the bank's 96 x 96 stamp at 0.03": the
+    stamp keeps ~75% of its flux and the light inside it has a half-light radius of ~0.78"
+    (issue 16). Truth: the analytic profile (total flux 1 on the infinite plane) integrated on a
+    10x finer grid and sorted by radius - no curve-of-growth code involved."""
+    from pipeline.bank.measure import half_light_radius_in_stamp_arcsec
+
+    scale, n, hlr = 0.03, 96, 1.0
+    h = hlr / 1.6783469900166612  # exponential: hlr = 1.67835 scale lengths
+    fine = 10
+    ax = ((np.arange(n * fine) + 0.5) / fine - n / 2) * scale
+    x, y = np.meshgrid(ax, ax)
+    r = np.hypot(x, y)
+    sb = np.exp(-r / h) / (2 * np.pi * h * h)  # flux per arcsec^2, total 1
+    flux_fine = sb * (scale / fine) ** 2
+    stamp = flux_fine.reshape(n, fine, n, fine).sum(axis=(1, 3))
+    in_stamp = flux_fine.sum()
+    order = np.argsort(r.ravel())
+    cum = np.cumsum(flux_fine.ravel()[order])
+    r_half_truth = r.ravel()[order][np.searchsorted(cum, 0.5 * in_stamp)]
+    assert in_stamp == pytest.approx(0.75, abs=0.02)
+    assert r_half_truth == pytest.approx(0.78, abs=0.02)
+    assert half_light_radius_in_stamp_arcsec(stamp, scale) == pytest.approx(r_half_truth, rel=0.01)
+    # the untruncated galaxy's radius is what measure_galaxy finds on a stamp that holds it all
+    big_n = 400
+    axb = ((np.arange(big_n) + 0.5) - big_n / 2) * scale
+    xb, yb = np.meshgrid(axb, axb)
+    big = np.exp(-np.hypot(xb, yb) / h) / (2 * np.pi * h * h) * scale**2
+    assert measure_galaxy(big, scale).hlr_arcsec == pytest.approx(hlr, rel=0.03)

@@ -3,8 +3,12 @@
 Per galaxy: read and verify its stamp (galsim_catalog), subtract NOISE_MEAN, convert HST counts/s
 to nanomaggies, measure its circular half-light radius on the *whole* catalogue stamp (the galaxy's
 size, comparable with the catalogue's Sersic value; the 96x96 bank stamp would truncate the
-largest galaxies), resample flux-conservingly to the bank pixel scale when it differs, put the
-centroid at the stamp centre, crop or zero-pad to the bank stamp, and apply the hlr filter.
+largest galaxies: this is the radius the hlr filter means), clean it (measure.clean_galaxy: sky
+noise and neighbours outside the galaxy's grown segmentation set to 0), resample
+flux-conservingly to the bank pixel scale when it differs, put the centroid at the stamp centre,
+crop or zero-pad to the bank stamp, and apply the hlr filter. The bank records the flux of the
+clean bank stamp (the injection's normalisation) and its magnitude, the fraction of the galaxy's
+flux inside the bank stamp and the half-light radius of the light inside it (truncation).
 
 Centring convention: the flux-weighted centroid ends up within half a pixel of the geometric
 centre ((n-1)/2, (n-1)/2) of the bank stamp. At the bank's own pixel scale the stamp is only
@@ -23,7 +27,7 @@ import numpy as np
 
 from pipeline.bank._pool import ordered_map
 from pipeline.bank.galsim_catalog import DEFAULT_FLUX_RTOL, load_stamps, read_catalog
-from pipeline.bank.measure import measure_galaxy
+from pipeline.bank.measure import clean_galaxy, half_light_radius_in_stamp_arcsec, measure_galaxy
 from pipeline.bank.store import write_bank
 from pipeline.errors import InputError
 from pipeline.units import HST_COUNTS_PER_S_TO_NMGY, HST_F814W_ZEROPOINT_AB, nmgy_to_mag
@@ -133,7 +137,10 @@ def _process(stamp, *, stamp_size_pix, pixel_scale_arcsec, hlr_min_arcsec, hlr_m
         return None, f"{where}: no galaxy detected at the stamp centre (half-light radius not measurable)"
     if not hlr_min_arcsec <= m.hlr_arcsec <= hlr_max_arcsec:
         return None, f"{where}: measured hlr {m.hlr_arcsec:.3f} arcsec outside the filter [{hlr_min_arcsec:g}, {hlr_max_arcsec:g}]"
-    bank_img = recentre(flux_img, (m.centroid_x_pix, m.centroid_y_pix), row.pixel_scale_arcsec, pixel_scale_arcsec, stamp_size_pix)
+    # the source the injection lenses: the galaxy alone (sky noise and neighbours outside its
+    # grown segmentation set to 0, measure.clean_galaxy), and its flux measured on that
+    clean_img, _ = clean_galaxy(flux_img)
+    bank_img = recentre(clean_img, (m.centroid_x_pix, m.centroid_y_pix), row.pixel_scale_arcsec, pixel_scale_arcsec, stamp_size_pix)
     flux_nmgy = float(bank_img.sum())
     if not flux_nmgy > 0:
         return None, f"{where}: bank stamp flux {flux_nmgy:.4g} nmgy is not positive"
@@ -141,7 +148,10 @@ def _process(stamp, *, stamp_size_pix, pixel_scale_arcsec, hlr_min_arcsec, hlr_m
         "flux_nmgy": flux_nmgy,
         "mag_f814w": nmgy_to_mag(flux_nmgy),
         "hlr_arcsec": m.hlr_arcsec,
+        "hlr_arcsec_in_stamp": half_light_radius_in_stamp_arcsec(bank_img, pixel_scale_arcsec),
         "hlr_arcsec_catalog": row.hlr_arcsec_catalog,
+        "mag_f814w_catalog": row.mag,
+        "zphot": row.zphot,
         "pixel_scale_arcsec_source": row.pixel_scale_arcsec,
         "flux_fraction_in_stamp": flux_nmgy / m.total_flux if m.total_flux > 0 else float("nan"),
     }

@@ -52,6 +52,7 @@ class CatalogRow:
     stamp_flux: float  # counts/s; nan when the column is absent
     mag: float  # catalogue F814W AB magnitude; nan when absent
     hlr_arcsec_catalog: float  # from <name>_fits.fits hlr[:,0]; nan when none
+    zphot: float = float("nan")  # from <name>_fits.fits zphot; nan when none
 
     @property
     def origin(self) -> str:
@@ -109,6 +110,18 @@ def read_fits_hlr(fits_path: str | Path) -> dict[str, float]:
     return {str(i).strip(): float(h) if h > 0 else float("nan") for i, h in zip(data[names["IDENT"]], hlr0)}
 
 
+def read_fits_zphot(fits_path: str | Path) -> dict[str, float]:
+    """IDENT -> photometric redshift from a `_fits.fits` file ({} when it has no zphot column)."""
+    path = Path(fits_path)
+    data = _table(path, "GalSim parametric-fit catalogue")
+    names = {n.upper(): n for n in data.columns.names}
+    if "ZPHOT" not in names or "IDENT" not in names:
+        return {}
+    z = np.asarray(data[names["ZPHOT"]], dtype=np.float64)
+    return {str(i).strip(): float(v) if np.isfinite(v) and v >= 0 else float("nan")
+            for i, v in zip(data[names["IDENT"]], z)}
+
+
 def read_catalog(catalog_path: str | Path) -> list[CatalogRow]:
     """Rows of a GalSim real-galaxy catalogue, with the `_fits.fits` hlr joined on IDENT.
     Image paths are resolved next to the catalogue; they are not opened here."""
@@ -127,6 +140,7 @@ def read_catalog(catalog_path: str | Path) -> list[CatalogRow]:
 
     fits_path = fits_catalog_path(path)
     hlr_by_ident = read_fits_hlr(fits_path) if fits_path.is_file() else {}
+    z_by_ident = read_fits_zphot(fits_path) if fits_path.is_file() else {}
     rows = []
     for i in range(len(data)):
         ident = str(col("IDENT")[i]).strip()
@@ -143,6 +157,7 @@ def read_catalog(catalog_path: str | Path) -> list[CatalogRow]:
                 stamp_flux=float(col("stamp_flux")[i]),
                 mag=float(col("MAG")[i]),
                 hlr_arcsec_catalog=hlr_by_ident.get(ident, float("nan")),
+                zphot=z_by_ident.get(ident, float("nan")),
             )
         )
     return rows

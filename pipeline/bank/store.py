@@ -31,6 +31,9 @@ CATALOG_COLUMNS = {
     "hlr_arcsec_catalog": ("f8", "arcsec", "catalogue (Sersic fit) half-light radius; nan if none"),
     "pixel_scale_arcsec_source": ("f8", "arcsec/pixel", "pixel scale of the catalogue stamp before resampling"),
     "flux_fraction_in_stamp": ("f8", "", "flux_nmgy over the galaxy's flux on its full catalogue stamp (<1: cropped)"),
+    "hlr_arcsec_in_stamp": ("f8", "arcsec", "half-light radius of the light inside the bank stamp (truncated)"),
+    "mag_f814w_catalog": ("f8", "AB mag", "catalogue MAG (F814W mag_auto); nan if none"),
+    "zphot": ("f8", "", "photometric redshift from the catalogue; nan if none"),
 }
 #: columns every bank has; the others are optional for readers
 REQUIRED_COLUMNS = ("ident", "flux_nmgy", "hlr_arcsec")
@@ -46,6 +49,14 @@ class CosmosBank:
     ident: np.ndarray
     hlr_filter_arcsec: tuple[float, float]
     checksum: str  # sha256 of the file
+    #: optional catalogue columns (nan when the bank has none)
+    hlr_in_stamp_arcsec: np.ndarray | None = None
+    zphot: np.ndarray | None = None
+
+    def column(self, name: str) -> np.ndarray:
+        """An optional per-galaxy column as float64, nan-filled when the bank lacks it."""
+        v = {"hlr_in_stamp_arcsec": self.hlr_in_stamp_arcsec, "zphot": self.zphot}[name]
+        return np.full(self.n, np.nan) if v is None else v
 
     @property
     def n(self) -> int:
@@ -107,6 +118,9 @@ def open_bank(path: str | Path) -> CosmosBank:
             ident=np.asarray(cat["ident"][...]).astype(str),
             hlr_filter_arcsec=tuple(float(v) for v in fh.attrs["hlr_filter_arcsec"]),
             checksum="",
+            hlr_in_stamp_arcsec=(np.asarray(cat["hlr_arcsec_in_stamp"][...], dtype=np.float64)
+                                 if "hlr_arcsec_in_stamp" in cat else None),
+            zphot=np.asarray(cat["zphot"][...], dtype=np.float64) if "zphot" in cat else None,
         )
     if not np.all(np.isfinite(bank.images)):
         raise InputError(path, "bank images contain NaN or infinite pixels")
