@@ -100,6 +100,9 @@ def build_table(spark, path: Path, rows: int, cfg) -> None:
                                                  * F.col("magnification") * 0.97))
     df = df.withColumn("arc_snr_peak", inj(F.col("arc_snr") / 4))
     df = df.withColumn("arc_snr_footprint", inj(F.col("arc_snr") * 3.4))
+    df = (df.withColumn("cosmos_hlr_in_stamp_arcsec", inj(F.col("cosmos_hlr_arcsec") * 0.95))
+            .withColumn("src_mag_f814w", inj(F.col("src_mag_r") - 0.3)).withColumn("src_redshift", inj(F.lit(2.0)))
+            .withColumn("src_sed", inj(F.lit("Im"))).withColumn("src_brightening_mag", inj(F.lit(0.0))))
     # round-robin, then by split: ~12 files per split, as compaction leaves them (a repartition on
     # region_split alone made one 0.4-1 GB file per split)
     df.select(*SCALAR_COLUMNS).repartition(max(1, rows // 1_000_000)).write.mode("overwrite") \

@@ -50,6 +50,21 @@ class RunConfig:
     src_gr_max: float = 1.0
     src_rz_min: float = 0.0
     src_rz_max: float = 0.8
+    #: Source brightness and colours (docs/physics.md, "Source brightness"): "physical" = the
+    #: galaxy's own F814W magnitude and template colours at its redshift (pipeline.bank.colours);
+    #: "lens_relative" = the earlier prior, source r = lens r + U[src_dmag_min, src_dmag_max],
+    #: colours uniform in the src_gr / src_rz ranges. Physical mode records src_dmag (source r -
+    #: lens r) too; src_dmag_min / max then only bound it for the row contract.
+    src_brightness: str = "lens_relative"
+    #: Physical mode: magnitudes by which every source is made BRIGHTER than the galaxy is (0 =
+    #: never; > 0 also scales the source's HST noise by 10**(0.4 x this)); recorded per row.
+    src_brightening_mag: float = 0.0
+    #: Physical mode: Normal sigma (mag) of the scatter added to the template g - r and r - z.
+    src_colour_scatter_mag: float = 0.2
+    #: Physical mode: redshift range of the colour table; a catalogue zphot is clipped into it, a
+    #: galaxy without one gets a redshift drawn uniformly in it.
+    src_z_min: float = 1.0
+    src_z_max: float = 3.0
     #: Fraction of sources placed inside the caustic region (strongly lensed); the rest go
     #: up to `src_outer_radius_theta_e` Einstein radii out.
     src_inside_caustic_frac: float = 0.85
@@ -89,6 +104,14 @@ class RunConfig:
                 if self.theta_e_min_arcsec > self.theta_e_max_arcsec else f"must be > 0, got {self.theta_e_min_arcsec}")
         if self.src_dmag_min > self.src_dmag_max:
             bad("src_dmag_min", f"min {self.src_dmag_min} > max {self.src_dmag_max}")
+        if self.src_brightness not in ("physical", "lens_relative"):
+            bad("src_brightness", f"must be 'physical' or 'lens_relative', got {self.src_brightness!r}")
+        if not self.src_brightening_mag >= 0:
+            bad("src_brightening_mag", f"must be >= 0 (a source is never made fainter than itself), got {self.src_brightening_mag}")
+        if not self.src_colour_scatter_mag >= 0:
+            bad("src_colour_scatter_mag", f"must be >= 0, got {self.src_colour_scatter_mag}")
+        if not 0 <= self.src_z_min <= self.src_z_max:
+            bad("src_z_min", f"need 0 <= src_z_min <= src_z_max, got {self.src_z_min}, {self.src_z_max}")
         if not 0 < self.lens_q_min <= 1:
             bad("lens_q_min", f"must be in (0, 1], got {self.lens_q_min}")
         if self.shear_sigma < 0:

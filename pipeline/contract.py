@@ -81,7 +81,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("lens_y_arcsec", _F64, "arcsec", "lens centre offset from stamp centre along +y", True, True),
     # source
     Column("cosmos_index", pa.int64(), "", "row of the COSMOS bank used as the source", True, True),
-    Column("cosmos_hlr_arcsec", _F64, "arcsec", "intrinsic (unlensed) source half-light radius, measured", True, True),
+    Column("cosmos_hlr_arcsec", _F64, "arcsec", "intrinsic (unlensed) half-light radius of the galaxy, measured on its whole catalogue stamp (the radius the bank's hlr filter means)", True, True),
+    Column("cosmos_hlr_in_stamp_arcsec", _F64, "arcsec", "half-light radius of the light inside the bank stamp that was lensed (truncated); null for banks without it", True),
     Column("src_x_arcsec", _F64, "arcsec", "source-plane position relative to the lens centre, +x", True, True),
     Column("src_y_arcsec", _F64, "arcsec", "source-plane position relative to the lens centre, +y", True, True),
     Column("src_phi_rad", _F64, "rad", "source rotation angle", True, True),
@@ -89,6 +90,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("src_mag_g", _F64, "AB mag", "unlensed source g magnitude", True, True),
     Column("src_mag_r", _F64, "AB mag", "unlensed source r magnitude", True, True),
     Column("src_mag_z", _F64, "AB mag", "unlensed source z magnitude", True, True),
+    Column("src_mag_f814w", _F64, "AB mag", "the galaxy's own F814W magnitude, from its clean bank stamp; null if unknown", True),
+    Column("src_redshift", _F64, "", "redshift the source colours were taken at (catalogue zphot clipped to the colour table, or drawn); null for the lens_relative model", True),
+    Column("src_sed", pa.string(), "", "colour template (Im, Scd; pipeline.bank.colours); null for the lens_relative model", True),
+    Column("src_brightening_mag", _F64, "mag", "how much brighter than the galaxy itself the source was made (physical model: the config's src_brightening_mag, 0 by default; lens_relative: F814W - r)", True),
     # rendering
     Column("psf_fwhm_g", _F64, "arcsec", "Moffat FWHM used for g", True, True),
     Column("psf_fwhm_r", _F64, "arcsec", "Moffat FWHM used for r", True, True),
@@ -108,8 +113,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("bad_pixel_frac", _F64, "", "fraction of stamp pixels with invvar <= 0 or bad maskbits", True),
     # pixels
     Column("image", _F32_STAMP, "nmgy/pixel", "LRG cutout plus arc, [band, y, x]; on the 2^-14 nmgy grid (pipeline.pixels)", True),
-    Column("invvar", _F32_STAMP, "1/nmgy^2", "inverse variance, [band, y, x]; 11 significant bits (pipeline.pixels)", True),
-    Column("arc", _F32_STAMP, "nmgy/pixel", "the injected arc alone (PSF-convolved), [band, y, x]; on the 2^-14 nmgy grid", True, True),
+    Column("invvar", _F32_STAMP, "1/nmgy^2", "inverse variance, [band, y, x]; 10 significant bits (pipeline.pixels)", True),
+    Column("arc", _F32_STAMP, "nmgy/pixel", "the injected arc alone (PSF-convolved), [band, y, x]; quantized as pipeline.pixels says", True, True),
     Column("maskbits", _I32_MASK, "bits", "DR10 maskbits, [y, x]", True),
 )
 

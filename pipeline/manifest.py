@@ -94,7 +94,8 @@ MANIFEST_COLUMNS = (
     "is_control", "lens_model",
     "theta_e_arcsec", "lens_e1", "lens_e2", "shear_gamma1", "shear_gamma2", "lens_x_arcsec", "lens_y_arcsec",
     "cosmos_index", "cosmos_hlr_arcsec", "src_x_arcsec", "src_y_arcsec", "src_phi_rad", "src_dmag",
-    "src_mag_g", "src_mag_r", "src_mag_z", "src_gr", "src_rz",
+    "src_mag_g", "src_mag_r", "src_mag_z", "src_mag_f814w", "src_redshift", "src_sed", "src_brightening_mag",
+    "src_gr", "src_rz",
 )
 #: Null for control tasks.
 INJECTION_COLUMNS = MANIFEST_COLUMNS[MANIFEST_COLUMNS.index("theta_e_arcsec"):]
@@ -105,6 +106,7 @@ _SPLIT, _CONTROL, _SUBSET, _TASK = 1, 2, 3, 4
 _STREAM = {
     "theta_e": 0, "q": 1, "phi_lens": 2, "gamma1": 3, "gamma2": 4, "lens_x": 5, "lens_y": 6, "cosmos": 7,
     "dmag": 8, "gr": 9, "rz": 10, "src_phi": 11, "inside": 12, "src_r": 13, "src_angle": 14,
+    "src_z": 15, "src_sed": 16, "gr_scatter": 17, "rz_scatter": 18,
 }
 
 _U64 = np.uint64
@@ -171,8 +173,50 @@ def _validate_lrg(lrg: pd.DataFrame, source: str) -> pd.DataFrame:
     return lrg.sort_values("lrg_id", kind="mergesort").reset_index(drop=True)
 
 
+def _source_photometry(config: RunConfig, lens_mag_r: np.ndarray, cosmos: np.ndarray, u, clipped_normal,
+                       bank_mag_f814w, bank_zphot) -> dict[str, np.ndarray]:
+    """Source magnitudes per task (docs/physics.md, "Source brightness").
+
+    physical: r = the galaxy's own F814W magnitude (measured on its clean bank stamp) + template
+    r - F814W at its redshift - src_brightening_mag; g and z from the template's g - r and r - z
+    (pipeline.bank.colours) plus Normal(0, src_colour_scatter_mag) scatter clipped at 3 sigma;
+    redshift = the catalogue's zphot clipped to [src_z_min, src_z_max], else uniform in it; SED
+    Im or Scd with equal odds.
+    lens_relative: r = lens r + U[src_dmag_min, src_dmag_max], g - r and r - z uniform in their
+    ranges (the earlier prior, kept as a named option); src_brightening_mag is then how much
+    brighter than the galaxy itself the source is made (F814W - r, nan without bank magnitudes)."""
+    from pipeline.bank.colours import SEDS, template_colours  # noqa: PLC0415
+
+    c = config
+    n = len(lens_mag_r)
+    mag_f814w = (np.asarray(bank_mag_f814w, dtype=float)[cosmos] if bank_mag_f814w is not None
+                 else np.full(n, np.nan))
+    if c.src_brightness == "lens_relative":
+        dmag = c.src_dmag_min + (c.src_dmag_max - c.src_dmag_min) * u("dmag")
+        gr = c.src_gr_min + (c.src_gr_max - c.src_gr_min) * u("gr")
+        rz = c.src_rz_min + (c.src_rz_max - c.src_rz_min) * u("rz")
+        src_mag_r = lens_mag_r + dmag
+        return {"src_dmag": dmag, "src_mag_r": src_mag_r, "src_gr": gr, "src_rz": rz, "src_mag_f814w": mag_f814w,
+                "src_redshift": np.full(n, np.nan), "src_sed": np.full(n, None, dtype=object),
+                "src_brightening_mag": mag_f814w - src_mag_r}
+    if bank_mag_f814w is None or not np.all(np.isfinite(mag_f814w)):
+        raise InputError("bank: mag_f814w", "the physical source model needs every drawn galaxy's F814W magnitude "
+                                            "(build the bank with `dhs bank build` / `dhs bank synth`)")
+    zphot = np.asarray(bank_zphot, dtype=float)[cosmos] if bank_zphot is not None else np.full(n, np.nan)
+    z_drawn = c.src_z_min + (c.src_z_max - c.src_z_min) * u("src_z")
+    z = np.where(np.isfinite(zphot), np.clip(zphot, c.src_z_min, c.src_z_max), z_drawn)
+    sed = np.asarray(SEDS, dtype=object)[np.minimum((u("src_sed") * len(SEDS)).astype(np.int64), len(SEDS) - 1)]
+    t_gr, t_rz, t_dr = template_colours(sed.astype(str), z)
+    gr = t_gr + clipped_normal("gr_scatter", c.src_colour_scatter_mag)
+    rz = t_rz + clipped_normal("rz_scatter", c.src_colour_scatter_mag)
+    src_mag_r = mag_f814w + t_dr - c.src_brightening_mag
+    return {"src_dmag": src_mag_r - lens_mag_r, "src_mag_r": src_mag_r, "src_gr": gr, "src_rz": rz,
+            "src_mag_f814w": mag_f814w, "src_redshift": z, "src_sed": sed,
+            "src_brightening_mag": np.full(n, float(c.src_brightening_mag))}
+
+
 def _draw_injections(hosts: pd.DataFrame, config: RunConfig, allowed_cosmos: np.ndarray,
-                     bank_hlr_arcsec: np.ndarray | None) -> dict[str, np.ndarray]:
+                     bank_hlr_arcsec: np.ndarray | None, bank_mag_f814w=None, bank_zphot=None) -> dict[str, np.ndarray]:
     """Lens and source parameters for each host row (host rows already carry task_seed)."""
     seeds = hosts["task_seed"].to_numpy(np.int64)
 
@@ -188,9 +232,8 @@ def _draw_injections(hosts: pd.DataFrame, config: RunConfig, allowed_cosmos: np.
     phi = np.pi * u("phi_lens")
     ell = (1.0 - q) / (1.0 + q)
     cosmos = allowed_cosmos[np.minimum((u("cosmos") * allowed_cosmos.size).astype(np.int64), allowed_cosmos.size - 1)]
-    dmag = c.src_dmag_min + (c.src_dmag_max - c.src_dmag_min) * u("dmag")
-    gr = c.src_gr_min + (c.src_gr_max - c.src_gr_min) * u("gr")
-    rz = c.src_rz_min + (c.src_rz_max - c.src_rz_min) * u("rz")
+    phot = _source_photometry(c, hosts["mag_r"].to_numpy(float), cosmos, u, clipped_normal, bank_mag_f814w,
+                              bank_zphot)
     # source position: uniform in area inside r_in, or in the annulus r_in .. r_out
     r_in = CAUSTIC_RADIUS_FACTOR * np.sqrt(q) * theta_e
     r_out = c.src_outer_radius_theta_e * theta_e
@@ -199,7 +242,7 @@ def _draw_injections(hosts: pd.DataFrame, config: RunConfig, allowed_cosmos: np.
     hi = np.where(inside, r_in, r_out)
     radius = np.sqrt(lo**2 + (hi**2 - lo**2) * u("src_r"))
     angle = 2.0 * np.pi * u("src_angle")
-    src_mag_r = hosts["mag_r"].to_numpy(float) + dmag
+    src_mag_r = phot["src_mag_r"]
     return {
         "theta_e_arcsec": theta_e,
         "lens_e1": ell * np.cos(2 * phi),
@@ -213,12 +256,16 @@ def _draw_injections(hosts: pd.DataFrame, config: RunConfig, allowed_cosmos: np.
         "src_x_arcsec": radius * np.cos(angle),
         "src_y_arcsec": radius * np.sin(angle),
         "src_phi_rad": 2.0 * np.pi * u("src_phi"),
-        "src_dmag": dmag,
-        "src_mag_g": src_mag_r + gr,
+        "src_dmag": phot["src_dmag"],
+        "src_mag_g": src_mag_r + phot["src_gr"],
         "src_mag_r": src_mag_r,
-        "src_mag_z": src_mag_r - rz,
-        "src_gr": gr,
-        "src_rz": rz,
+        "src_mag_z": src_mag_r - phot["src_rz"],
+        "src_mag_f814w": phot["src_mag_f814w"],
+        "src_redshift": phot["src_redshift"],
+        "src_sed": phot["src_sed"],
+        "src_brightening_mag": phot["src_brightening_mag"],
+        "src_gr": phot["src_gr"],
+        "src_rz": phot["src_rz"],
     }
 
 
@@ -239,7 +286,8 @@ def _allowed_cosmos(bank_size: int, bank_hlr_arcsec, hlr_filter_arcsec) -> tuple
     return allowed, hlr
 
 
-def _build(lrg: pd.DataFrame, config: RunConfig, allowed: np.ndarray, hlr) -> pd.DataFrame:
+def _build(lrg: pd.DataFrame, config: RunConfig, allowed: np.ndarray, hlr, bank_mag_f814w=None,
+           bank_zphot=None) -> pd.DataFrame:
     region = region_ids(lrg["ra"].to_numpy(float), lrg["dec"].to_numpy(float), config.region_size_deg)
     lrg = lrg.assign(region_id=region, region_split=split_of_regions(region, config))
     lrg_ids = lrg["lrg_id"].to_numpy(np.int64)
@@ -268,9 +316,12 @@ def _build(lrg: pd.DataFrame, config: RunConfig, allowed: np.ndarray, hlr) -> pd
     tasks["lens_mag_r"] = tasks["mag_r"].astype(float)
 
     inj = ~tasks["is_control"].to_numpy()
-    params = _draw_injections(tasks[inj], config, allowed, hlr)
+    params = _draw_injections(tasks[inj], config, allowed, hlr, bank_mag_f814w, bank_zphot)
     for name, values in params.items():
-        if name == "cosmos_index":
+        if name == "src_sed":
+            col = np.full(len(tasks), None, dtype=object)
+            col[inj] = values
+        elif name == "cosmos_index":
             col = pd.array(np.zeros(len(tasks), dtype=np.int64), dtype="Int64")
             col[:] = pd.NA
             col[inj] = values
@@ -290,18 +341,19 @@ def _build(lrg: pd.DataFrame, config: RunConfig, allowed: np.ndarray, hlr) -> pd
 
 def build_manifest(lrg: pd.DataFrame, config: RunConfig, bank_size: int, bank_hlr_arcsec=None, *,
                    hlr_filter_arcsec: tuple[float, float] | None = None, max_tasks: int | None = None,
-                   source: str = "LRG table") -> pd.DataFrame:
+                   source: str = "LRG table", bank_mag_f814w=None, bank_zphot=None) -> pd.DataFrame:
     """The manifest for an LRG table (columns LRG_REQUIRED) and a bank of `bank_size` galaxies.
 
     bank_hlr_arcsec (optional, one per bank galaxy) fills cosmos_hlr_arcsec; with
-    hlr_filter_arcsec = (lo, hi) too, only galaxies inside the filter are drawn.
+    hlr_filter_arcsec = (lo, hi) too, only galaxies inside the filter are drawn. bank_mag_f814w
+    (one per galaxy) is required by config.src_brightness = "physical", bank_zphot is optional.
     max_tasks keeps a hash-chosen subset of the LRGs so that there are at most that many tasks
     (exactly that many when replicates = 1 and the table is large enough).
     Sorted by (brickname, lrg_id, replicate) so that a brick's tasks are contiguous."""
     lrg = _validate_lrg(lrg, source)
     allowed, hlr = _allowed_cosmos(bank_size, bank_hlr_arcsec, hlr_filter_arcsec)
     if max_tasks is None:
-        return _build(lrg, config, allowed, hlr)
+        return _build(lrg, config, allowed, hlr, bank_mag_f814w, bank_zphot)
     if int(max_tasks) < 1:
         raise InputError("--max-tasks", f"must be >= 1, got {max_tasks}")
     max_tasks = int(max_tasks)
@@ -313,7 +365,8 @@ def build_manifest(lrg: pd.DataFrame, config: RunConfig, bank_size: int, bank_hl
     n_keep = min(len(lrg), max(1, int(max_tasks / tasks_per_lrg)))
     best = None
     for _ in range(6):  # a few corrections: the split/control rounding makes the count approximate
-        tasks = _build(lrg.iloc[np.sort(order[:n_keep])].reset_index(drop=True), config, allowed, hlr)
+        tasks = _build(lrg.iloc[np.sort(order[:n_keep])].reset_index(drop=True), config, allowed, hlr,
+                       bank_mag_f814w, bank_zphot)
         if len(tasks) <= max_tasks and (best is None or len(tasks) > len(best)):
             best = tasks
         step = int(round((max_tasks - len(tasks)) / tasks_per_lrg))

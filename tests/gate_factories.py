@@ -134,6 +134,14 @@ def clean_columns(split_rows: dict | None = None, seed: int = 7) -> dict:
     # injection's own definition. The arc_snr drawn above only seeded the columns; the SNRs follow
     # from the drawn fluxes and the sky noise (median ~3, lognormal-like over 0.3-40).
     refresh_pixel_quantities(c, np.arange(n))
+    # the physical source model's columns (nullable, null for controls)
+    c["cosmos_hlr_in_stamp_arcsec"] = c["cosmos_hlr_arcsec"] * 0.95
+    c["src_mag_f814w"] = c["src_mag_r"] - 0.3
+    c["src_redshift"] = rng.uniform(1.0, 3.0, n)
+    c["src_sed"] = np.where(rng.uniform(size=n) < 0.5, "Im", "Scd").astype(object)
+    c["src_brightening_mag"] = np.zeros(n)
+    for name in ("cosmos_hlr_in_stamp_arcsec", "src_mag_f814w", "src_redshift", "src_sed", "src_brightening_mag"):
+        set_null(c, name, is_control)
     for name in INJECTION_ONLY:  # controls carry no lens / source / rendering parameters
         set_null(c, name, is_control)
     return c

@@ -24,6 +24,18 @@ from pipeline.manifest import (
 BANK_SIZE = 40
 
 
+def _bank_mags(n):
+    """F814W magnitudes of an n-galaxy test bank (the physical source model needs them)."""
+    return np.linspace(20.0, 24.5, n) if n > 0 else None
+
+
+def build_manifest(lrg, config, bank_size, *args, **kwargs):  # noqa: F811 - the real one, fed bank magnitudes
+    from pipeline.manifest import build_manifest as real
+
+    kwargs.setdefault("bank_mag_f814w", _bank_mags(bank_size))
+    return real(lrg, config, bank_size, *args, **kwargs)
+
+
 def make_lrg_table(n=4000, seed=0):
     rng = np.random.default_rng(seed)
     ra = rng.uniform(149.0, 151.5, n)
@@ -125,7 +137,7 @@ def test_controls_have_null_lens_and_source_fields(manifest):
         assert ctrl[col].isna().all(), col
     inj = manifest[~manifest["is_control"]]
     assert (inj["lens_model"] == "SIE").all()
-    assert inj.drop(columns=["cosmos_hlr_arcsec"]).notna().all().all()
+    assert inj.drop(columns=["cosmos_hlr_arcsec"]).notna().all().all()  # physical model: every source column
 
 
 def test_priors(manifest, config, lrg):
@@ -150,7 +162,6 @@ def test_priors(manifest, config, lrg):
     np.testing.assert_allclose(inj["src_mag_r"], inj["lens_mag_r"] + inj["src_dmag"])
     np.testing.assert_allclose(inj["src_mag_g"] - inj["src_mag_r"], inj["src_gr"])
     np.testing.assert_allclose(inj["src_mag_r"] - inj["src_mag_z"], inj["src_rz"])
-    assert inj["src_gr"].between(config.src_gr_min, config.src_gr_max).all()
     # lens magnitude and survey conditions come from the LRG table
     merged = inj.merge(lrg, on="lrg_id")
     np.testing.assert_array_equal(merged["lens_mag_r"], merged["mag_r"])
@@ -274,3 +285,65 @@ def test_bad_manifest_files_give_input_errors(tmp_path, manifest, config):
     path.write_bytes(b"not parquet")
     with pytest.raises(InputError, match="not a Parquet"):
         read_manifest(str(d))
+
+
+# ---------------------------------------------------------------- source brightness models
+
+def test_physical_sources_have_their_own_galaxys_brightness_and_template_colours(lrg, config):
+    """demo/production: r = the galaxy's own F814W + the template's r - F814W at its redshift, no
+    brightening; g - r and r - z within 3 sigma of the template (pipeline.bank.colours, the
+    research note's CWW table); zphot used (clipped to 1-3) where the catalogue has one."""
+    from pipeline.bank.colours import template_colours
+
+    assert config.src_brightness == "physical" and config.src_brightening_mag == 0
+    mags = _bank_mags(BANK_SIZE)
+    zphot = np.full(BANK_SIZE, np.nan)
+    zphot[:10] = np.linspace(0.3, 3.6, 10)
+    df = build_manifest(lrg, config, BANK_SIZE, bank_mag_f814w=mags, bank_zphot=zphot)
+    inj = df[~df["is_control"]]
+    idx = inj["cosmos_index"].to_numpy(int)
+    np.testing.assert_array_equal(inj["src_mag_f814w"], mags[idx])
+    assert (inj["src_brightening_mag"] == 0).all()
+    gr, rz, dr = template_colours(inj["src_sed"].to_numpy(str), inj["src_redshift"].to_numpy(float))
+    # brightness: exactly the galaxy's own, through the template's r - F814W
+    np.testing.assert_allclose(inj["src_mag_r"], mags[idx] + dr, atol=1e-12)
+    np.testing.assert_allclose(inj["src_dmag"], inj["src_mag_r"] - inj["lens_mag_r"], atol=1e-12)
+    s = config.src_colour_scatter_mag
+    assert np.all(np.abs(inj["src_mag_g"] - inj["src_mag_r"] - gr) <= 3 * s + 1e-9)
+    assert np.all(np.abs(inj["src_mag_r"] - inj["src_mag_z"] - rz) <= 3 * s + 1e-9)
+    assert np.std(inj["src_mag_g"] - inj["src_mag_r"] - gr) == pytest.approx(s, rel=0.15)
+    # redshift: the catalogue's where it has one (clipped to the table), drawn in [1, 3] otherwise
+    z = inj["src_redshift"].to_numpy(float)
+    known = idx < 10
+    np.testing.assert_allclose(z[known], np.clip(zphot[idx[known]], 1.0, 3.0))
+    assert z.min() >= 1.0 and z.max() <= 3.0
+    assert stats.kstest(z[~known], "uniform", args=(1.0, 2.0)).pvalue > 0.01
+    assert set(inj["src_sed"]) == {"Im", "Scd"}
+
+
+def test_brightening_only_when_the_config_says_so_and_recorded(lrg, config):
+    base = build_manifest(lrg, config, BANK_SIZE)
+    bright = build_manifest(lrg, config.replace(src_brightening_mag=1.5), BANK_SIZE)
+    inj0, inj1 = base[~base["is_control"]], bright[~bright["is_control"]]
+    np.testing.assert_allclose(inj1["src_mag_r"], inj0["src_mag_r"] - 1.5)
+    assert (inj1["src_brightening_mag"] == 1.5).all()
+    with pytest.raises(InputError, match="src_brightening_mag"):
+        config.replace(src_brightening_mag=-0.5)
+
+
+def test_physical_model_refuses_a_bank_without_magnitudes(lrg, config):
+    with pytest.raises(InputError, match="mag_f814w"):
+        build_manifest(lrg, config, BANK_SIZE, bank_mag_f814w=None)
+
+
+def test_lens_relative_option_keeps_the_earlier_prior(lrg, config):
+    cfg = config.replace(src_brightness="lens_relative", src_dmag_min=4.0, src_dmag_max=6.5)
+    df = build_manifest(lrg, cfg, BANK_SIZE)
+    inj = df[~df["is_control"]]
+    assert inj["src_dmag"].between(4.0, 6.5).all()
+    np.testing.assert_allclose(inj["src_mag_r"], inj["lens_mag_r"] + inj["src_dmag"])
+    assert inj["src_gr"].between(cfg.src_gr_min, cfg.src_gr_max).all()
+    # how much brighter than the galaxy itself each source was made, on every row
+    np.testing.assert_allclose(inj["src_brightening_mag"],
+                               _bank_mags(BANK_SIZE)[inj["cosmos_index"].to_numpy(int)] - inj["src_mag_r"])
+    assert inj["src_sed"].isna().all()

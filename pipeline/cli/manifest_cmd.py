@@ -60,6 +60,17 @@ def bank_catalog(path: str) -> tuple[int, "object", tuple[float, float], str, st
     return n, hlr, (lo, hi), file_sha256(local), local
 
 
+def bank_photometry(local_path: str) -> dict:
+    """{"mag_f814w", "zphot"}: the physical source model's per-galaxy inputs (None when the bank
+    has no such column)."""
+    import h5py  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    with h5py.File(local_path, "r") as fh:
+        cat = fh["catalog"]
+        return {k: (np.asarray(cat[k][...], dtype=float) if k in cat else None) for k in ("mag_f814w", "zphot")}
+
+
 def run(args) -> int:
     from pipeline.config import SPLITS, load_run_config  # noqa: PLC0415
     from pipeline.manifest import build_manifest, manifest_counts, write_manifest  # noqa: PLC0415
@@ -67,9 +78,10 @@ def run(args) -> int:
 
     config = load_run_config(args.config)
     lrg = read_lrg_table(args.lrg)
-    n_bank, hlr, hlr_filter, bank_sha, _ = bank_catalog(args.bank)
+    n_bank, hlr, hlr_filter, bank_sha, local = bank_catalog(args.bank)
+    phot = bank_photometry(local)
     df = build_manifest(lrg, config, n_bank, hlr, hlr_filter_arcsec=hlr_filter, max_tasks=args.max_tasks,
-                        source=args.lrg)
+                        source=args.lrg, bank_mag_f814w=phot["mag_f814w"], bank_zphot=phot["zphot"])
     write_manifest(df, args.out, config, {"lrg": args.lrg, "bank": {"uri": args.bank, "sha256": bank_sha}})
     counts = manifest_counts(df)
     print(f"manifest: {len(df)} tasks from {df['lrg_id'].nunique()} LRGs -> {args.out}")

@@ -60,6 +60,9 @@ PARAM_COLUMNS = (
     "lens_y_arcsec", "cosmos_index", "cosmos_hlr_arcsec", "src_x_arcsec", "src_y_arcsec",
     "src_phi_rad", "src_dmag", "src_mag_g", "src_mag_r", "src_mag_z",
 )
+#: Source-model columns frozen in the manifest that may be null (older manifests, or the
+#: lens_relative model): copied when present, never required.
+OPTIONAL_PARAM_COLUMNS = ("src_mag_f814w", "src_redshift", "src_sed", "src_brightening_mag")
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def _convert(name: str, value: Any) -> Any:
 
 def _base_record(task: Mapping, ctx: RunContext) -> dict:
     record = dict.fromkeys(COLUMN_NAMES)
-    for name in TASK_COLUMNS + PARAM_COLUMNS:
+    for name in TASK_COLUMNS + PARAM_COLUMNS + OPTIONAL_PARAM_COLUMNS:
         record[name] = _convert(name, task.get(name))
     record["run_id"] = ctx.run_id
     record["pipeline_version"] = ctx.pipeline_version
@@ -146,6 +149,8 @@ def _render_injection(record: dict, task: Mapping, cut: Cutout, bank: CosmosBank
     record.update(
         lens_x_arcsec=float(lens_x), lens_y_arcsec=float(lens_y),
         cosmos_hlr_arcsec=float(bank.hlr_arcsec[record["cosmos_index"]]),
+        cosmos_hlr_in_stamp_arcsec=_convert("cosmos_hlr_in_stamp_arcsec",
+                                            bank.column("hlr_in_stamp_arcsec")[record["cosmos_index"]]),
         moffat_beta=float(cfg.moffat_beta), magnification=out.magnification,
     )
     for b, f in zip(bands, out.psf_fwhm_arcsec):
