@@ -64,14 +64,14 @@ class AirflowHome:
             return con.execute(sql, args).fetchall()
 
     def run_dag(self, conf: dict, *, dag_id: str = PIPELINE_DAG, extra_env: dict | None = None,
-                timeout: float = 2400, log_name: str | None = None) -> DagRunResult:
-        """`airflow dags test DAG -c conf`; returns the run's state and every task's state."""
+                timeout: float = 2400, log_name: str | None = None, command: list[str] | None = None) -> DagRunResult:
+        """`airflow dags test DAG -c conf` (or `command`); returns the run's state and every task's state."""
         env = {**self.env, **(extra_env or {})}
         before = {r[0] for r in self.query("SELECT run_id FROM dag_run WHERE dag_id = ?", (dag_id,))}
         log_path = self.home / f"{log_name or dag_id}-{int(time.time() * 1000)}.log"
         t0 = time.time()
         with open(log_path, "w") as log:
-            proc = subprocess.run([AIRFLOW_BIN, "dags", "test", dag_id, "-c", json.dumps(conf)], env=env,
+            proc = subprocess.run(command or [AIRFLOW_BIN, "dags", "test", dag_id, "-c", json.dumps(conf)], env=env,
                                   stdout=log, stderr=subprocess.STDOUT, timeout=timeout, cwd=self.out_root)
         seconds = time.time() - t0
         runs = [r for r in self.query("SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id", (dag_id,))
@@ -101,9 +101,33 @@ class AirflowHome:
 
     def asset_events(self, asset_name: str) -> list[dict]:
         rows = self.query(
-            "SELECT e.extra, e.source_dag_id, e.source_run_id FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "SELECT e.id, e.extra, e.source_dag_id, e.source_run_id FROM asset_event e JOIN asset a ON a.id = e.asset_id "
             "WHERE a.name = ? ORDER BY e.id", (asset_name,))
-        return [{"extra": json.loads(extra or "{}"), "source_dag_id": dag, "source_run_id": run} for extra, dag, run in rows]
+        return [{"id": eid, "extra": json.loads(extra or "{}"), "source_dag_id": dag, "source_run_id": run}
+                for eid, extra, dag, run in rows]
+
+    def run_on_asset_event(self, dag_id: str, event_id: int, *, log_name: str | None = None) -> DagRunResult:
+        """Run `dag_id` as the scheduler would for one asset event: `airflow dags test`, with the
+        event (a real row, written by the producing run) attached to the new run's consumed
+        events, so the tasks get it as `triggering_asset_events`. (`dags test` alone makes a
+        manual run with no event; the scheduler, which makes asset-triggered runs, is not part of
+        these SQLite tests.)"""
+        script = (
+            "import sys\n"
+            "import airflow.models.dagrun as dagrun\n"
+            "from airflow.models.asset import AssetEvent\n"
+            "real = dagrun.get_or_create_dagrun\n"
+            "def with_event(*args, session, **kwargs):\n"
+            "    run = real(*args, session=session, **kwargs)\n"
+            f"    run.consumed_asset_events.append(session.get(AssetEvent, {int(event_id)}))\n"
+            "    session.flush()\n"
+            "    return run\n"
+            "dagrun.get_or_create_dagrun = with_event\n"
+            "from airflow.__main__ import main\n"
+            f"sys.argv = ['airflow', 'dags', 'test', {dag_id!r}]\n"
+            "sys.exit(main())\n"
+        )
+        return self.run_dag({}, dag_id=dag_id, log_name=log_name, command=[sys.executable, "-c", script])
 
 
 def base_env(home: Path, out_root: Path) -> dict:

@@ -6,17 +6,19 @@ ThreadedMotoServer keeps moto's backend) that watches moto's clusters and, for e
 submitted, does what the real Spark step would leave on S3, then marks the step COMPLETED (or
 FAILED when the test asks for a failure):
 
-- inject (`emr_steps/inject.py --output D ...`): uploads a small factory dataset
-  (tests/gate_factories.py: clean, or with one named defect) to D/phase4c/;
-- compact (`emr_steps/compact.py --output D`): copies D/phase4c/ to D/compacted/<stamp>/ and
-  writes D/CURRENT, as the real compaction's atomic switch does;
-- validate (`emr_steps/validate.py --dataset D --variant V --out O`): runs the real
-  `pipeline.gate.validate.validate_dataset` (local Spark) on the LOCAL copy of the same rows with
-  suite V (local Spark has no S3 connector), then records the dataset as the real step would see
-  it on S3: its URI, data URI and the content checksum computed by `pipeline.gate.datasets` over
-  the S3 objects (ETags), so promotion re-checks exactly those objects; uploads O/validation.json
-  and COMPLETES whether the suite passed or not (as emr_steps/validate.py exits 0 once it has
-  written validation.json: the gate task decides).
+- inject (`emr_steps/inject.py --output D ... --pipeline-run R`): uploads a small factory dataset
+  (tests/gate_factories.py: clean, or with one named defect) to D/phase4c/ and writes the run's
+  inject receipt (pipeline.lineage) over those S3 objects, as the real step does;
+- compact (`emr_steps/compact.py --output D --pipeline-run R --switch-current 0`): checks the
+  receipt against D/phase4c, copies it to the content-addressed D/compacted/<id>/ and writes the
+  compact receipt (without --pipeline-run: a time-stamped copy and D/CURRENT, as by hand);
+- validate (`emr_steps/validate.py --dataset D --variant V --out O --pipeline-run R`): runs the
+  real `pipeline.gate.validate.validate_dataset` (local Spark) on the LOCAL copy of the same rows
+  with suite V (local Spark has no S3 connector), then records the dataset as the real step would
+  see it on S3: the compact receipt's data URI and the content checksum computed by
+  `pipeline.gate.datasets` over the S3 objects (ETags), so the gate and the promotion re-check
+  exactly those objects; uploads O/validation.json and COMPLETES whether the suite passed or not
+  (as emr_steps/validate.py exits 0 once it has written validation.json: the gate task decides).
 
 `fail_kinds` marks the named steps FAILED without running them (a crashed Spark job).
 
@@ -181,25 +183,40 @@ class EmrSimulator:
         raise RuntimeError(f"the simulator does not know this step: {args}")
 
     def _do_inject(self, args: list[str]) -> None:
-        output = _arg(args, "--output")
-        dataset, _ = self.local_case()
-        self._upload_tree(dataset / "phase4c", f"{output.rstrip('/')}/phase4c")
-
-    def _do_compact(self, args: list[str]) -> None:
-        from pipeline import storage
+        from pipeline import lineage
 
         output = _arg(args, "--output").rstrip("/")
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        dataset, _ = self.local_case()
+        self._upload_tree(dataset / "phase4c", f"{output}/phase4c")
+        run = _arg(args, "--pipeline-run")
+        if run:
+            lineage.write_receipt(output, run, "inject", lineage.data_fingerprint(f"{output}/phase4c"))
+
+    def _do_compact(self, args: list[str]) -> None:
+        from emr_steps.compact import compaction_id
+        from pipeline import lineage, storage
+
+        output = _arg(args, "--output").rstrip("/")
+        run = _arg(args, "--pipeline-run")
         bucket, key = storage.split_s3(output)
         client = self.s3()
         src = f"{key}/phase4c/"
         listing = client.list_objects_v2(Bucket=bucket, Prefix=src).get("Contents", [])
         if not listing:
             raise RuntimeError(f"nothing to compact under {output}/phase4c")
+        source = lineage.data_fingerprint(f"{output}/phase4c")
+        if run:
+            lineage.check_same_data(found=source, expected=lineage.read_receipt(output, run, "inject"),
+                                    found_what="phase4c", expected_what="the inject receipt")
+        stamp = compaction_id(source["content_checksum"], 256, "zstd") if run else time.strftime("%Y%m%dT%H%M%S")
         for obj in listing:
             client.copy_object(Bucket=bucket, Key=f"{key}/compacted/{stamp}/{obj['Key'][len(src):]}",
                                CopySource={"Bucket": bucket, "Key": obj["Key"]})
-        client.put_object(Bucket=bucket, Key=f"{key}/CURRENT", Body=json.dumps({"data": f"compacted/{stamp}"}).encode())
+        if run:
+            lineage.write_receipt(output, run, "compact", {
+                **lineage.data_fingerprint(f"{output}/compacted/{stamp}"), "source_checksum": source["content_checksum"]})
+        if _arg(args, "--switch-current") != "0":
+            client.put_object(Bucket=bucket, Key=f"{key}/CURRENT", Body=json.dumps({"data": f"compacted/{stamp}"}).encode())
 
     def _do_validate(self, args: list[str]) -> None:
         from pipeline import storage
@@ -212,8 +229,15 @@ class EmrSimulator:
         validate_dataset(str(local_dataset), manifest_uri=str(local_manifest), variant=variant, out_dir=str(local_out),
                          spark=self.spark, build_docs=False, build_report=False)
         doc = json.loads((local_out / "validation.json").read_text())
-        on_s3 = datasets.open_dataset(dataset_uri)  # what the real step would have opened
-        doc["dataset"].update({"uri": on_s3.dataset_uri, "data_uri": on_s3.data_uri,
+        run = _arg(args, "--pipeline-run")
+        if run:  # what the real step opens: exactly the run's compaction
+            from pipeline import lineage
+
+            on_s3 = datasets.open_dataset(lineage.read_receipt(dataset_uri.rstrip("/"), run, "compact")["data_uri"])
+        else:
+            on_s3 = datasets.open_dataset(dataset_uri)
+        doc["run"] = run
+        doc["dataset"].update({"uri": dataset_uri.rstrip("/"), "data_uri": on_s3.data_uri,
                                "content_checksum": datasets.content_checksum(on_s3.files), "files": len(on_s3.files)})
         doc["simulated_by"] = "tests/emr_simulator.py (rows validated locally; checksum over the S3 objects)"
         storage.write_bytes(storage.join(out, "validation.json"), json.dumps(doc, indent=1, default=str).encode())

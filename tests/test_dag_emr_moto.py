@@ -166,6 +166,9 @@ def test_emr_gate_passes_promotes_and_terminates(airflow_home, emr_env, moto_ser
     on_s3 = datasets.open_dataset(conf["output_prefix"])
     assert "/compacted/" in on_s3.data_uri
     assert record["content_checksum"] == datasets.content_checksum(on_s3.files)
+    assert record["data_uri"] == on_s3.data_uri and "/compacted/c-" in record["data_uri"]  # content-addressed
+    assert storage.exists(f"{conf['output_prefix']}/runs/{record['run']}/compact.json")
+    assert not storage.exists(f"{conf['output_prefix']}/_dhs_run.lock")  # the teardown released the prefix
     assert record["validation"]["uri"].startswith(f"{conf['output_prefix']}/validation/")
     assert record["validation"]["variant"] == "demo"
     events = [e for e in airflow_home.asset_events("dhs_training_dataset") if e["source_run_id"] == run.run_id]

@@ -91,3 +91,14 @@ def test_validation_to_s3_copies_data_docs_and_report_beside_it(spark, gate_case
     assert any(k.startswith("ds/validation/run1/data_docs/validations/") for k in keys)
     assert any(k.startswith("ds/validation/run1/report/") and k.endswith(".png") for k in keys)
     assert head["ContentType"] == "text/html"
+
+
+def test_report_says_what_the_verdict_is_about(clean_validation):
+    """The report names the exact data, checksum and suite it judged, and that drift had no
+    reference (the first promotion of a variant)."""
+    result, out = clean_validation
+    page = (out / "report" / "index.html").read_text()
+    doc = json.loads((out / "validation.json").read_text())
+    assert "What this verdict is about" in page
+    assert doc["dataset"]["content_checksum"] in page and doc["dataset"]["data_uri"] in page
+    assert "no reference" in page

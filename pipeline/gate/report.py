@@ -194,10 +194,25 @@ def _snr_table(profile: dict) -> str:
             "<th>&gt;10 %</th></tr>" + "".join(rows) + "</table>")
 
 
+def _binding_section(binding: dict | None) -> str:
+    """What this verdict is about: the exact data, the suite, the run, and the drift reference."""
+    if not binding:
+        return ""
+    e = html.escape
+    drift = binding.get("drift") or {}
+    drift_text = (f"checked against {drift.get('reference')}" if drift.get("checked")
+                  else (drift.get("note") or "no reference"))
+    rows = [("data (immutable)", binding.get("data_uri")), ("content checksum", binding.get("content_checksum")),
+            ("suite", binding.get("suite")), ("run", binding.get("run")), ("drift", drift_text)]
+    return ("<h2>What this verdict is about</h2><table>" + "".join(
+        f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows if v is not None) + "</table>")
+
+
 def write_report(out_dir, profile: dict, results: list[dict], failures: list[str], *, df=None, title="",
-                 seed_answers: dict | None = None) -> str:
+                 seed_answers: dict | None = None, binding: dict | None = None) -> str:
     """Write index.html (+ PNGs, seed_questions.json) into out_dir; returns the index path.
-    `seed_answers` (seed_questions.answer_seed_questions) is computed here when not given."""
+    `seed_answers` (seed_questions.answer_seed_questions) is computed here when not given;
+    `binding` ({data_uri, content_checksum, suite, run, drift}) says what the verdict is about."""
     from pipeline.gate.seed_questions import answer_seed_questions
 
     out = Path(out_dir)
@@ -232,6 +247,7 @@ td,th{{padding:3px 8px;border-bottom:1px solid #ddd;font-size:13px}} figure{{dis
 img{{margin:4px}} table.seed td{{vertical-align:top;max-width:900px}}</style></head><body>
 <h1>Gate {verdict}: {e(title)}</h1><p>Rows: {profile['all']['rows']} (all rows profiled); see also ../data_docs/index.html</p>
 <h2>Failures</h2><ul>{fails}</ul>
+{_binding_section(binding)}
 {_seed_section(seed_answers)}
 {_snr_table(profile)}
 <h2>Checks</h2><table><tr><th>check</th><th>result</th><th>metric</th><th>observed</th><th>expected</th><th>why</th></tr>{rows}</table>

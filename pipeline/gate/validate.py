@@ -196,8 +196,14 @@ def _validate(dataset_uri, *, manifest_uri, variant, out_dir, reference_profile,
                                                         failures=failures)
     report_index = None
     if build_report:
+        drift_note = {"checked": reference is not None, "reference": reference_profile if isinstance(reference_profile, str) else None,
+                      "note": None if reference is not None else
+                      f"no reference: no earlier promotion of run config {run_config.variant!r} to compare with"}
         report_index = report.write_report(out / "report", prof, results, failures, df=df,
-                                           title=f"{ds.dataset_uri} ({thresholds.variant})", seed_answers=seed_answers)
+                                           title=f"{ds.dataset_uri} ({thresholds.variant})", seed_answers=seed_answers,
+                                           binding={"data_uri": ds.data_uri, "content_checksum": checksum,
+                                                    "suite": thresholds.variant, "run": pipeline_run,
+                                                    "drift": drift_note})
     from pipeline.dataset import git_commit
     from pipeline import __version__ as pipeline_version
 
