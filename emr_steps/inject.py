@@ -350,8 +350,12 @@ def _with_receipt(summary: dict[str, Any], args, paths, meta: dict[str, Any]) ->
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from pipeline.gate.spark_errors import unreadable_data_as_input_error  # noqa: PLC0415
+
     try:
-        summary = run(argv)
+        # a corrupt or vanished data file, wherever Spark notices it, is unusable input (exit 2)
+        with unreadable_data_as_input_error("the step's input"):
+            summary = run(argv)
     except InputError as exc:
         print(f"emr_steps.inject: error: {exc.source}: {exc.problem}", file=sys.stderr)
         return 2

@@ -116,3 +116,72 @@ def test_compaction_refuses_incomplete_source(spark, small_dataset):
     with pytest.raises(InputError, match="_dhs_dataset.json"):
         compact.run(["--output", str(small_dataset)])
     assert not (small_dataset / "CURRENT").exists()
+
+
+# --- issue 14: the run's compaction reads exactly what its inject wrote ------------------------
+
+def _inject_receipt(root, run="r1"):
+    from pipeline import lineage
+
+    return lineage.write_receipt(str(root), run, "inject", lineage.data_fingerprint(str(root / "phase4c")))
+
+
+def test_pipeline_run_compacts_the_runs_rows_not_current(spark, small_dataset):
+    """CURRENT points at an older compaction (a previous run's promoted data); the run's compact
+    step still reads exactly the phase4c its inject receipt names, writes a content-addressed
+    folder, leaves CURRENT alone and records what it wrote. Rerun: the same folder, reused."""
+    from pipeline import lineage
+
+    compact.run(["--output", str(small_dataset), "--run-id", "old", "--target-file-mb", "100"])
+    assert ds.resolve_data_uri(str(small_dataset)).endswith("compacted/old")
+    # the next run's inject rewrites phase4c: drop a file's worth of rows from the old compaction's view
+    victim = sorted((small_dataset / "phase4c" / "region_split=train").glob("*.parquet"))[0]
+    table = pq.read_table(victim)
+    pq.write_table(table.slice(0, 3), victim)  # new rows: fewer in train
+    meta = ds.read_metadata(str(small_dataset / "phase4c"))
+    meta["rows_per_split"]["train"] -= 2
+    meta["rows"] -= 2
+    ds.write_metadata(str(small_dataset / "phase4c"), meta)
+    _inject_receipt(small_dataset)
+    current_before = (small_dataset / "CURRENT").read_bytes()
+
+    summary = compact.run(["--output", str(small_dataset), "--pipeline-run", "r1", "--target-file-mb", "100"])
+    assert "/compacted/c-" in summary["data"] and "current" not in summary
+    assert (small_dataset / "CURRENT").read_bytes() == current_before  # the promotion moves it, not compact
+    assert ds.content_hash(summary["data"]) == ds.content_hash(str(small_dataset / "phase4c"))  # run's rows
+    assert ds.content_hash(summary["data"])["rows"] == meta["rows"]
+    receipt = lineage.read_receipt(str(small_dataset), "r1", "compact")
+    assert receipt["data_uri"] == summary["data"] and receipt["content_checksum"] == summary["content_checksum"]
+    assert ds.read_metadata(summary["data"])["content_checksum"] == summary["content_checksum"]
+    again = compact.run(["--output", str(small_dataset), "--pipeline-run", "r1", "--target-file-mb", "100"])
+    assert again["data"] == summary["data"] and again["reused"] is True
+    assert again["content_checksum"] == summary["content_checksum"]
+
+
+def test_pipeline_run_refuses_rows_changed_after_inject(spark, small_dataset, capsys):
+    _inject_receipt(small_dataset)
+    victim = sorted((small_dataset / "phase4c").rglob("*.parquet"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])  # same size
+    assert compact.main(["--output", str(small_dataset), "--pipeline-run", "r1"]) == 1
+    err = capsys.readouterr().err
+    assert "what run r1's inject wrote" in err and "phase4c" in err and "nothing was compacted" in err
+    assert not (small_dataset / "compacted").exists()
+
+
+def test_pipeline_run_without_inject_receipt_is_exit_2(small_dataset, capsys):
+    assert compact.main(["--output", str(small_dataset), "--pipeline-run", "r9"]) == 2
+    assert "runs/r9/inject.json" in capsys.readouterr().err
+
+
+def test_corrupt_source_file_is_exit_2_naming_it(spark, small_dataset, tmp_path, capsys):
+    """A source file whose Hadoop .crc no longer matches: exit 2 naming the file, no traceback."""
+    root = tmp_path / "D2"
+    spark.read.parquet(str(small_dataset / "phase4c")).write.partitionBy("region_split").parquet(str(root / "phase4c"))
+    shutil.copy(small_dataset / "phase4c" / "_dhs_dataset.json", root / "phase4c" / "_dhs_dataset.json")
+    victim = sorted((root / "phase4c").rglob("part-*.parquet"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[:200] + bytes([data[200] ^ 1]) + data[201:])
+    assert compact.main(["--output", str(root), "--run-id", "c1"]) == 2
+    err = capsys.readouterr().err
+    assert victim.name in err and "unreadable data file" in err and "Traceback" not in err
