@@ -24,7 +24,7 @@ from pipeline.cli.main import main
 from pipeline.errors import InputError
 from pipeline.gate.promote import PromotionRefused, history, promote_dataset
 from pipeline.gate.verify import PromotionInvalid, verify_promoted
-from tests.gate_factories import gate_cases  # noqa: F401 - fixture
+from tests.gate_factories import clean_validation, gate_cases, strict_validation  # noqa: F401 - fixtures
 from tests.gate_factories import _cached_clean, load_run_config, write_dataset, write_manifest, identity_of
 
 pytestmark = pytest.mark.spark
@@ -317,3 +317,33 @@ def test_receipts_and_chain_checks(tmp_path):
     for bad in ("../escape", "-rf", "", "a/b"):
         with pytest.raises(InputError):
             lineage.check_run_name(bad)
+
+
+def test_promote_refuses_a_failed_validation(validated, strict_validation):
+    d, _, _ = validated
+    result, strict = strict_validation
+    assert not result.passed
+    with pytest.raises(PromotionRefused, match="FAILED"):
+        promote_dataset(str(d), validation=str(strict))
+    assert main(["promote", str(d), "--validation", str(strict)]) == 1
+    assert not (d / "promotion.json").exists() and not (d / "CURRENT").exists()
+
+
+def test_band_order_declared_by_the_metadata_is_checked(spark, tmp_path):
+    """Pixels written z, r, g under metadata that says so: the order differs from the contract's
+    (every reader assumes g, r, z), and the per-band fluxes recomputed in the declared order
+    contradict the rows' g and z fluxes."""
+    from pipeline.contract import PIXEL_LAYOUT
+    from pipeline.gate import datasets
+    from pipeline.gate.pixel_agreement import pixel_agreement
+
+    c = {k: v.copy() for k, v in _cached_clean({"train": 20, "val": 10, "test": 10}).items()}
+    meta = {"run_config": load_run_config("demo").to_dict(), "pixel_layout": {**PIXEL_LAYOUT, "band_order": ["z", "r", "g"]}}
+    d = write_dataset(c, tmp_path / "D", metadata=meta)
+    ds = datasets.open_dataset(str(d))
+    found = pixel_agreement(datasets.read_rows(spark, ds), metadata=ds.metadata)
+    assert "band order ['z', 'r', 'g']" in found["pixels_agree:band_order"]["problem"]
+    injections = int((~c["is_control"]).sum())
+    assert found["pixels_agree:arc_flux_g"]["failed_rows"] == injections
+    assert found["pixels_agree:arc_flux_z"]["failed_rows"] == injections
+    assert found["pixels_agree:arc_flux_r"]["failed_rows"] == 0 and found["pixels_agree:arc_snr"]["failed_rows"] == 0
