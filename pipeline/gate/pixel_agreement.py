@@ -10,7 +10,9 @@ row's stored pixels and conditions determine, on every row, and counts the rows 
   effect and far above the last-bit differences between CPUs and numpy builds;
 - the PSF actually used: psf_fwhm_<band> must be the survey's PSF at the stamp centre
   (psfsize_<band>, from the brick's map) rounded to the kernel grid, i.e. within
-  FWHM_STEP_ARCSEC / 2 of it (a g/z swap or a PSF taken from the wrong band fails);
+  FWHM_STEP_ARCSEC / 2 of it (a g/z swap or a PSF taken from the wrong band fails); these are
+  plain column rules, counted in the gate's fused scan with the row contract
+  (`psf_disagreement_predicates`);
 - the band order: the metadata's declared band order must be the contract's (readers and every
   per-band column assume it); the per-band fluxes recomputed in the declared order catch pixels
   written in another order.
@@ -102,6 +104,24 @@ def _disagreement_batches(batches, *, bands, scalar_names):
                                          names=["check", "task_id"])
 
 
+def psf_disagreement_predicates(columns) -> dict:
+    """`pixels_agree:psf_fwhm_<band>` -> Spark Column, true on an ok injection whose PSF used
+    (psf_fwhm_<band>) is not the survey's PSF at the stamp centre (psfsize_<band>) rounded to the
+    kernel grid, or is missing. Evaluated with the row contract's rules in the gate's fused scan."""
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    present = set(columns)
+    inj_ok = (~F.col("is_control")) & F.col("cutout_ok")
+    preds = {}
+    for b in BANDS:
+        used, survey = f"psf_fwhm_{b}", f"psfsize_{b}"
+        if used in present and survey in present:
+            preds[f"pixels_agree:{used}"] = inj_ok & (
+                F.col(used).isNull() | F.col(survey).isNull()
+                | ~(F.abs(F.col(used) - F.col(survey)) <= F.lit(PSF_TOL_ARCSEC)))
+    return preds
+
+
 def declared_band_order(metadata: dict) -> tuple[str, ...]:
     """The band order the dataset's metadata declares (the contract's when it declares none)."""
     layout = (metadata or {}).get("pixel_layout") or {}
@@ -110,8 +130,8 @@ def declared_band_order(metadata: dict) -> tuple[str, ...]:
 
 
 def pixel_agreement(df, *, metadata: dict, n_examples: int = 3) -> dict:
-    """{check name: {"failed_rows", "examples"}} for every pixel-agreement check (zeros included,
-    so a passing dataset shows what was checked). `df` has the contract's columns."""
+    """{check name: {"failed_rows", "examples"}} for every pixel-derived quantity and the band order
+    (zeros included, so a passing dataset shows what was checked). `df` has the contract's columns."""
     from functools import partial  # noqa: PLC0415
 
     from pyspark.sql import functions as F  # noqa: PLC0415
@@ -139,19 +159,4 @@ def pixel_agreement(df, *, metadata: dict, n_examples: int = 3) -> dict:
             out[f"pixels_agree:{name}"] = {"failed_rows": n, "examples": ex}
         for check, (n, ex) in found.items():  # a quantity the contract does not list (still a failure)
             out[check] = {"failed_rows": n, "examples": ex}
-    # the PSF actually used against the survey's PSF at the stamp centre (injections only)
-    inj_ok = (~F.col("is_control")) & F.col("cutout_ok")
-    psf_preds = {}
-    for b in BANDS:
-        used, survey = f"psf_fwhm_{b}", f"psfsize_{b}"
-        if used in df.columns and survey in df.columns:
-            psf_preds[f"pixels_agree:{used}"] = F.coalesce(
-                inj_ok & (F.col(used).isNull() | F.col(survey).isNull()
-                          | ~(F.abs(F.col(used) - F.col(survey)) <= F.lit(PSF_TOL_ARCSEC))), F.lit(False))
-    if psf_preds:
-        counts = df.agg(*[F.sum(p.cast("long")).alias(f"c{i}") for i, p in enumerate(psf_preds.values())]).first()
-        for i, (name, pred) in enumerate(psf_preds.items()):
-            n = int(counts[f"c{i}"] or 0)
-            ex = [r[0] for r in df.where(pred).select("task_id").limit(n_examples).collect()] if n else []
-            out[name] = {"failed_rows": n, "examples": ex}
     return out

@@ -16,7 +16,9 @@ Check names (stable; the failure messages and validation.json use them):
   pixels_present_when_ok, pixel_length:<col>, pixels_finite:<col>, invvar_nonnegative,
   region_split_known, theta_e_in_config_range, src_dmag_in_config_range,
   moffat_beta_matches_config, psfsize_positive, fractions_in_0_1, lens_ellipticity_below_1,
-  cosmos_index_nonnegative, sky_position_valid, arc_snr_finite.
+  cosmos_index_nonnegative, sky_position_valid, arc_snr_finite, pixels_agree:psf_fwhm_<band>.
+Added by the gate outside this scan: matches_manifest, pixels_agree:<pixel-derived quantity>,
+pixels_agree:band_order (pipeline.gate.validate.add_identity_and_pixel_checks).
 """
 
 from __future__ import annotations
@@ -135,6 +137,11 @@ def row_predicates(run_config: RunConfig, columns: list[str]) -> dict:
     checks["sky_position_valid"] = outside("ra", 0, 360) | outside("dec", -90, 90)
     checks["arc_snr_finite"] = col("arc_snr").isNotNull() & (
         F.isnan(col("arc_snr")) | (F.abs(col("arc_snr")) == F.lit(float("inf"))))
+    # the PSF actually used is the survey's at the stamp centre, rounded to the kernel grid
+    # (pipeline.gate.pixel_agreement); counted in the fused scan with the other row rules
+    from pipeline.gate.pixel_agreement import psf_disagreement_predicates
+
+    checks.update(psf_disagreement_predicates(present))
     # a NULL predicate (null input) counts as no violation
     return {k: F.coalesce(v, F.lit(False)) for k, v in checks.items()}
 
