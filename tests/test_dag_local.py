@@ -188,7 +188,7 @@ def test_rerun_with_another_moffat_beta_promotes_its_own_rows(local_runs, airflo
 def test_consumer_runs_on_the_event_and_refuses_a_tampered_dataset(local_runs, airflow_home):
     from pipeline.gate import datasets
 
-    run, dataset = local_runs["beta"], local_runs["dataset"]
+    run = local_runs["beta"]
     assert run.state == "success", run.explain()
     event = [e for e in airflow_home.asset_events("dhs_training_dataset") if e["source_run_id"] == run.run_id][-1]
     ok = airflow_home.run_on_asset_event("dhs_training_consumer", event["id"], log_name="consumer_ok")

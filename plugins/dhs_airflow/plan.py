@@ -6,7 +6,6 @@ output prefix outside the allowed roots fails the `plan` task with a message nam
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
