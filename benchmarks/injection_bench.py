@@ -63,9 +63,10 @@ def build_tasks(n: int, bank_size: int = 20, seed: int = 7):
     hosts_lrg = np.arange(n) % 3  # LRG 3 sits at the brick's edge
     hosts = pd.DataFrame({"task_seed": 1_000_003 * seed + np.arange(n, dtype=np.int64),
                           "mag_r": [BRICK_LRGS[i][2] for i in hosts_lrg]})
-    from pipeline.units import nmgy_to_mag
+    from pipeline.units import NMGY_ZEROPOINT_AB
 
-    p = _draw_injections(hosts, cfg, np.arange(bank.n), bank.hlr_arcsec, nmgy_to_mag(bank.flux_nmgy))
+    p = _draw_injections(hosts, cfg, np.arange(bank.n), bank.hlr_arcsec,
+                         NMGY_ZEROPOINT_AB - 2.5 * np.log10(bank.flux_nmgy))
     rng = np.random.default_rng(seed)
     psf = rng.uniform(*PSF_RANGE_ARCSEC, size=(n, 3))
     tasks = []

@@ -47,11 +47,13 @@ def tiny_inputs(base: Path, *, n_bricks: int = 3, lrgs_per_brick: int = 10, max_
     from pipeline.bank.store import open_bank
 
     bank = open_bank(bank_path)
-    from pipeline.units import nmgy_to_mag
+    import numpy as np
+
+    from pipeline.units import NMGY_ZEROPOINT_AB
     cfg = load_run_config("demo")
     lrg = read_lrg_table(info["lrg_table"])
     df = build_manifest(lrg, cfg, bank.n, bank.hlr_arcsec, hlr_filter_arcsec=bank.hlr_filter_arcsec, max_tasks=max_tasks,
-                        bank_mag_f814w=nmgy_to_mag(bank.flux_nmgy), bank_zphot=bank.column("zphot"))
+                        bank_mag_f814w=NMGY_ZEROPOINT_AB - 2.5 * np.log10(bank.flux_nmgy), bank_zphot=bank.column("zphot"))
     manifest = base / "manifest"
     write_manifest(df, str(manifest), cfg, {"lrg": info["lrg_table"], "bank": str(bank_path)})
     return TinyInputs(

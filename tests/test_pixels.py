@@ -14,7 +14,7 @@ from pipeline.injection import task as task_mod
 from pipeline.injection.metrics import PIXEL_DERIVED_SCALARS, arc_metrics
 from pipeline.injection.task import RunContext, inject_task
 from pipeline.pixels import (ARC_STEP_NMGY, IMAGE_STEP_NMGY, INVVAR_MANTISSA_BITS, STORAGE_QUANTIZATION,
-                             quantize_arc, quantize_image, quantize_invvar)
+                             quantize_arc, quantize_image, quantize_invvar, step_of_stored_arc)
 from tests.injection_fixtures import make_bank, make_brick, make_task
 
 CTX = RunContext(run_id="run-test", pipeline_version="0.0.test", config=RunConfig())
@@ -37,19 +37,55 @@ def test_image_grid_hand_values():
     assert np.isnan(got[8])
 
 
-def test_arc_grid_is_16x_finer_and_keeps_image_minus_arc_on_it():
-    step = 2.0 ** -18
-    assert ARC_STEP_NMGY == step and IMAGE_STEP_NMGY / ARC_STEP_NMGY == 16
-    x = np.array([0.0, 0.4 * step, 0.6 * step, 2.5 * step, 3e-5, np.nan], dtype=np.float32)
+def test_brightest_arc_shares_the_image_grid_and_image_minus_arc_stays_on_it():
+    assert ARC_STEP_NMGY == IMAGE_STEP_NMGY == 2.0 ** -14
+    # a band whose peak (0.6 nmgy = 0.6 x 2^0) would get 2^(0 - 1 - 11) > 2^-14: capped at 2^-14
+    step = 2.0 ** -14
+    x = np.array([0.0, 0.4 * step, 0.6 * step, 2.5 * step, 0.6, np.nan], dtype=np.float32)
     got = quantize_arc(x)
     assert got[:4].tolist() == [0.0, 0.0, step, 2 * step]
-    assert got[4] == np.float32(round(3e-5 / step) * step) and got[4] > 0  # lost on the image grid
+    assert step_of_stored_arc(got) == step
     assert np.isnan(got[5])
-    img = quantize_image(np.float32([0.0123, -0.004]))
-    arc = quantize_arc(np.float32([1.1e-5, 2.3e-6]))
+    img = quantize_image(np.float32([0.0123, -0.004, 0.5]))
+    arc = quantize_arc(np.float32([1.1e-5, 2.3e-6, 0.2]))
     diff = img - arc
-    np.testing.assert_array_equal(quantize_arc(diff), diff)
-    assert STORAGE_QUANTIZATION["arc"]["max_abs_error_nmgy"] == ARC_HALF_STEP
+    # the arc's step (2^-14 here or finer) divides the image's: image - arc on the finer grid
+    s = step_of_stored_arc(arc)
+    np.testing.assert_array_equal(np.rint(diff.astype(float) / s) * s, diff)
+    assert STORAGE_QUANTIZATION["arc"]["max_error_over_band_peak"] == 2.0 ** -12
+
+
+def test_faint_arc_band_gets_a_grid_relative_to_its_peak():
+    """issue 16: the faintest arcs lost up to 2.1% L1 on an absolute grid. A band with peak 1e-4
+    nmgy = 0.8192 x 2^-13 is rounded on 2^(-13 - 1 - 11) = 2^-25: error <= 2^-12 x its peak; the
+    step is named by the stored values themselves; bands are independent."""
+    rng = np.random.default_rng(3)
+    faint = (rng.uniform(0, 1e-4, 4096) * (rng.uniform(size=4096) < 0.5)).astype(np.float32)
+    faint[7] = 1e-4
+    bright = rng.uniform(0, 0.5, 4096).astype(np.float32)
+    got = quantize_arc(np.concatenate([faint, bright])).reshape(2, 4096)
+    step = 2.0 ** -25
+    assert step_of_stored_arc(got[0]) == step
+    assert np.all(np.abs(got[0].astype(float) - faint) <= step / 2)
+    assert np.all(np.abs(got[0].astype(float) - faint) <= 2.0 ** -12 * 1e-4)
+    np.testing.assert_array_equal(np.rint(got[0].astype(float) / step) * step, got[0])
+    assert step_of_stored_arc(got[1]) == 2.0 ** -14  # peak ~0.5: 2^(0 - 12) capped at the image grid
+    np.testing.assert_array_equal(got[1], quantize_arc(bright))  # the faint band does not leak
+    np.testing.assert_array_equal(quantize_arc(got.ravel()), got.ravel())  # idempotent
+
+
+def test_arc_peak_lifted_to_a_power_of_two_is_rerounded_on_the_step_it_names():
+    # 2^-10 - 2^-24 rounds up to 2^-10 on 2^-22 (= 2^(-10 - 1 - 11)); the stored band then names
+    # step 2^-21, and every value is on that grid
+    band = np.zeros(4096, np.float32)
+    band[0] = np.float32(2.0 ** -10 - 2.0 ** -24)
+    band[1] = np.float32(3 * 2.0 ** -22)
+    out = quantize_arc(band)
+    assert out[0] == 2.0 ** -10
+    s = step_of_stored_arc(out)
+    assert s == 2.0 ** -21
+    np.testing.assert_array_equal(np.rint(out.astype(float) / s) * s, out)
+    assert abs(float(out[1]) - float(band[1])) <= s / 2
 
 
 def test_image_bound_and_idempotence_on_many_values():
@@ -115,7 +151,11 @@ def test_rendered_stamps_within_the_bound_and_scalars_unchanged(stamps):
                 assert s[name] is None
                 continue
             d = np.abs(s[name].astype(np.float64) - r[name].astype(np.float64))
-            assert d.max() <= (HALF_STEP if name == "image" else ARC_HALF_STEP), name
+            if name == "image":
+                assert d.max() <= HALF_STEP, name
+            else:  # each band within half its own (stored) step
+                for band_d, band_s in zip(d.reshape(3, -1), s[name].reshape(3, -1)):
+                    assert band_d.max() <= step_of_stored_arc(band_s) / 2, name
             assert s[name].dtype == np.float32
         iv_s, iv_r = s["invvar"].astype(np.float64), r["invvar"].astype(np.float64)
         assert np.all((iv_s == 0) == (iv_r == 0))
@@ -144,7 +184,7 @@ def test_arc_sums_and_snr_from_stored_pixels_agree_with_the_row(stamps):
             # each pixel that was non-zero moved by <= half a step (faint wings round to 0);
             # exact zeros (beyond the PSF's reach) stay zero
             nonzero = int((rendered[i] != 0).sum())
-            assert abs(arcs[i].sum() - r[f"arc_flux_{b}"]) <= nonzero * ARC_HALF_STEP
+            assert abs(arcs[i].sum() - r[f"arc_flux_{b}"]) <= nonzero * step_of_stored_arc(arcs[i]) / 2
             # the row's flux is the stored arc's sum (what the gate recomputes)
             assert s[f"arc_flux_{b}"] == pytest.approx(arcs[i].sum(), rel=1e-12)
             ratio = physics_checks.arc_flux_ratio(arcs[i].sum(), s[f"src_mag_{b}"], s["magnification"])
