@@ -41,6 +41,9 @@ def docs_tree(tmp_path_factory):
     inside = root / "ds/validation/manual__1/report/cfg"
     inside.mkdir()
     (inside / "index.html").symlink_to(root / "airflow" / "airflow.cfg")
+    # a whole data_docs folder that is a symlink to the Airflow home
+    (root / "ds/validation/manual__2").mkdir(parents=True)
+    (root / "ds/validation/manual__2/data_docs").symlink_to(root / "airflow")
     return root
 
 
@@ -112,6 +115,8 @@ def test_logged_in_user_reads_validation_outputs_with_security_headers(api):
     "ds/validation/manual__1/report/escape/",      # index.html -> a file outside the root
     "ds/validation/manual__1/report/escape/index.html",
     "ds/validation/manual__1/report/cfg/",         # index.html -> airflow.cfg inside the root
+    "ds/validation/manual__2/data_docs/airflow.cfg",  # data_docs -> the Airflow home
+    "ds/validation/manual__1/data_docs/.hidden",
     "ds/validation/manual__1/data_docs/../../../../airflow/airflow.cfg",
     "ds/validation/manual__1/data_docs/%2e%2e/%2e%2e/%2e%2e/%2e%2e/airflow/airflow.cfg",
     "",
