@@ -56,10 +56,15 @@ def api(airflow_home, docs_tree):
     os.environ["DHS_DOCS_ROOT"] = str(docs_tree)
     if str(REPO / "plugins") not in sys.path:
         sys.path.append(str(REPO / "plugins"))
+    from airflow import plugins_manager, settings
     from airflow.api_fastapi.app import create_app
 
     from dhs_airflow import docs_app
 
+    # plugins load once per process, from the folder configured when Airflow was first imported
+    settings.PLUGINS_FOLDER = str(REPO / "plugins")
+    plugins_manager._get_plugins.cache_clear()
+    plugins_manager.get_fastapi_plugins.cache_clear()
     app = create_app(apps="core")
     (mount,) = [r for r in app.routes if getattr(r, "path", None) == "/dhs-docs"]
     assert mount.app.title == "Dark Halo Scope Data Docs", "the plugin mounts the docs app"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.airflow_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "plugins") not in sys.path:
     sys.path.append(str(REPO / "plugins"))
@@ -62,7 +64,7 @@ def test_local_numba_cache_is_private_to_the_user(monkeypatch, tmp_path):
     assert steps.LOCAL_CONF["spark.executorEnv.NUMBA_CACHE_DIR"].endswith(f"dhs_numba_cache-{os.getuid()}")
 
 
-def test_spark_submit_child_gets_a_minimal_environment(monkeypatch, tmp_path):
+def test_spark_submit_child_gets_a_minimal_environment(airflow_home, monkeypatch, tmp_path):
     """The DAG's local operator runs its argv (here a Python printing its environment) as it runs
     spark-submit; the child must not see the worker's secrets."""
     import tempfile
