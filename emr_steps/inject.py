@@ -97,7 +97,11 @@ def _brick_records(brickname: str, tasks: list[dict], bank, ctx, coadd_prefix: s
 
 def inject_partition(batches: Iterable, *, settings: Mapping[str, Any]) -> Iterator:
     """mapInArrow body: manifest task batches (sorted by brickname) -> contract row batches."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")  # seed 5.2: numba cache permissions
+    if "NUMBA_CACHE_DIR" not in os.environ:  # seed 5.2: numba cache permissions; never a shared /tmp folder
+        from emr_steps.steps import private_numba_cache_dir  # noqa: PLC0415
+
+        os.makedirs(private_numba_cache_dir(), mode=0o700, exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = private_numba_cache_dir()
     from pipeline.config import RunConfig  # noqa: PLC0415
     from pipeline.dataset import records_to_batch, spark_arrow_schema  # noqa: PLC0415
     from pipeline.injection.task import RunContext  # noqa: PLC0415

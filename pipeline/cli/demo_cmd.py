@@ -82,7 +82,8 @@ def airflow_env(out: Path) -> dict:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "DHS_DOCS_ROOT": str(out.resolve()),
+        # the dataset folder only: the Airflow home (config, secrets) stays outside what /dhs-docs may serve
+        "DHS_DOCS_ROOT": str((out / "dataset").resolve()),
         "DHS_ALLOWED_OUTPUT_ROOTS": str(out.resolve()),
         "PYSPARK_PYTHON": sys.executable,
         "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", "/tmp/dhs_numba_cache"),
