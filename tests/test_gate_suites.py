@@ -103,7 +103,7 @@ ONLY_THESE = {
     "clean": set(),
     # 1/1111 of the flux: the flux invariant, and every arc_snr statistic whose band excludes ~0
     "faint_arcs": {"arc_flux_consistent", "arc_snr_p25", "arc_snr_p50", "arc_snr_p75", "arc_snr_p95",
-                   "arc_snr_gt1_fraction", "arc_snr_gt10_fraction"},
+                   "arc_snr_gt1_fraction", "arc_snr_gt10_fraction", "arc_snr_footprint_p50"},
     # an injection turned into a control is no longer the manifest's task: its role differs
     "control_60_40": {"control_fraction", "row_contract/matches_manifest"},
     # seen by both layers: on the row (contract) and in each split's max (suite). One injection in

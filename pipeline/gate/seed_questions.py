@@ -154,6 +154,14 @@ def q1(profile, sample):
     return answer, values, seed, "profile" + (" + sample" if extra else "")
 
 
+def _median_ratio_text(values, seed) -> str:
+    ratios = [v["p50"] / seed[k]["p50"] for k, v in values.items()
+              if v.get("p50") is not None and (seed.get(k) or {}).get("p50")]
+    if not ratios:
+        return ""
+    return f"Our median is {min(ratios):.2g}-{max(ratios):.2g}x the seed's. "
+
+
 def q16(profile, sample):
     values, seed, _ = q1_q16_arc_snr(profile)
     parts = []
@@ -165,11 +173,14 @@ def q16(profile, sample):
           + f", peak pixel SNR > 1 in {_fmt(v['peak_gt_1_pct'], 1)}%" for split, v in values.items()]
     answer = ("arc_snr as the seed defines it (whole stamp, every good pixel, r band), on every ok injection row "
               "(rank error <= rows/10,000). " + "; ".join(parts) + ". "
-              "Where they differ and why: our sources have their own measured F814W brightness (no brightening "
-              "unless the run config says so) and colours from galaxy templates, so the arcs are as faint as real "
-              "sources of that size are; the seed's source magnitudes were not physical (its section 10 asks about "
-              "a source 2 mag fainter than the lens). A whole-stamp SNR also counts the noise of ~4,000 sky pixels, "
-              "so it is small for any compact arc. The footprint SNR (arc_snr_footprint, a detectability measure, "
+              + _median_ratio_text(values, seed) +
+              "Where and why they differ: the brightness model differs. With the physical source model each source "
+              "has its own galaxy's F814W magnitude (no brightening unless the run config says so, recorded per row) "
+              "and template colours at its redshift, so the arc_snr distribution follows the bank's galaxies, not a "
+              "target; the seed's source magnitudes were not tied to its galaxies (its section 10 asks about a source "
+              "'2 mag fainter than the lens'), so its percentiles are a comparison, not a target. A whole-stamp SNR "
+              "also counts the noise of ~4,000 sky pixels, so it is small for any compact arc. The footprint SNR "
+              "(arc_snr_footprint, a detectability measure, "
               "not the seed's quantity) P5/P25/P50/P75/P95: " + "; ".join(fp) + ". "
               "The physics behind them is checked row by row by the gate (arc flux = source flux x magnification, "
               "magnification range), so the faint end is not a unit bug if those checks pass (see Q19).")

@@ -175,6 +175,12 @@ def _validate(dataset_uri, *, manifest_uri, variant, out_dir, reference_profile,
         raise InputError(ds.data_uri, "; ".join(contract.schema_errors) or "not a Phase 4c dataset")
     add_identity_and_pixel_checks(spark, df, contract, prof, metadata=ds.metadata, manifest_uri=manifest_uri,
                                   identity_record=identity_record)
+    # the shortcut probe (issue 16): its held-out AUC per split goes into the profile, where the
+    # suites' `shortcut_probe` check bounds it; the features that carried a signal are named below
+    from pipeline.gate import shortcut_probe
+
+    log.info("shortcut probe")
+    shortcut_probe.add_to_profile(df, prof)
     log.info("suites (%s)", thresholds.variant)
     out = Path(out_dir) if not storage.is_s3(out_dir) else Path("/tmp/dhs_validation") / Path(out_dir).name
     out.mkdir(parents=True, exist_ok=True)
@@ -183,6 +189,7 @@ def _validate(dataset_uri, *, manifest_uri, variant, out_dir, reference_profile,
     results = suites.run_suites(split_frame, dataset_frame, thresholds, with_drift=reference is not None,
                                 data_docs_dir=str(docs_dir) if docs_dir else None)
     failures = contract.failures() + suites.failure_messages(results)
+    failures += shortcut_probe.failure_details(prof, results)
     if suite_gaps:
         failures.append(f"suite_policy: suite {thresholds.variant!r} is weaker than {run_config.min_gate_suite!r}, the "
                         f"weakest suite run config {run_config.variant!r} may be promoted under: "
