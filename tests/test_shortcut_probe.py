@@ -1,11 +1,14 @@
 """The shortcut probe: at chance on label-free features, failing (and naming the feature) on a
 planted shortcut."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.gate.shortcut_probe import probe
+from tests.gate_factories import clean_validation, gate_cases  # noqa: F401 - fixtures
 
 
 def _frame(n=2000, seed=0, shortcut=0.0):
@@ -44,3 +47,25 @@ def test_a_split_without_both_classes_is_not_scored():
 def test_deterministic():
     f, y = _frame(shortcut=0.05)
     assert probe(f, y) == probe(f, y)
+
+
+def test_gate_probe_passes_the_clean_dataset_and_fails_a_planted_shortcut(spark, gate_cases, clean_validation,
+                                                                          tmp_path):
+    """Through validate_dataset: the clean factory dataset's probe stays at chance in every split;
+    injections placed on the worse-seeing half of the sky (gate_factories.psf_parity) fail the
+    `shortcut_probe` check, and the failure names psfsize_r."""
+    from pipeline.gate.validate import validate_dataset
+
+    result, out = clean_validation
+    prof = json.loads((out / "profile.json").read_text())
+    prof = prof.get("profile", prof)
+    aucs = [s["shortcut_probe_auc"] for s in prof["splits"].values()]
+    assert len(aucs) == 3 and all(a is not None and a <= 0.55 for a in aucs), aucs
+    assert not any(f.startswith("shortcut_probe") for f in result.failures)
+
+    d, m = gate_cases("psf_parity")
+    bad = validate_dataset(str(d), manifest_uri=str(m), variant="demo", out_dir=str(tmp_path / "v"), spark=spark,
+                           build_docs=False, build_report=False)
+    assert any(f.startswith("shortcut_probe:") for f in bad.failures), bad.failures
+    named = [f for f in bad.failures if f.startswith("shortcut_probe_features:")]
+    assert named and all("psfsize_r" in f for f in named), named
