@@ -135,3 +135,35 @@ def test_truncated_radius_and_flux_fraction_of_an_analytic_exponential_disc():
     xb, yb = np.meshgrid(axb, axb)
     big = np.exp(-np.hypot(xb, yb) / h) / (2 * np.pi * h * h) * scale**2
     assert measure_galaxy(big, scale).hlr_arcsec == pytest.approx(hlr, rel=0.03)
+
+
+def test_clean_source_residual_hst_noise_after_lensing_is_measured_and_bounded():
+    """Clean sources (issue 16): outside the galaxy's grown segmentation the stamp is exactly 0 (sky
+    noise and neighbours gone); inside, the HST noise stays. Its size after lensing and a 1.0" DR10
+    PSF, with no brightening, on a synthetic galaxy whose noise is known exactly: the rms over the
+    arc footprint against a deep DR10 r sky sigma of 0.005 nmgy per pixel. The issue's target is 5%;
+    what this treatment reaches is 9-18% over five galaxies (docs/physics.md: NOT met). Bound here:
+    20%, so a brightened or uncleaned source (noise x 10^(0.4 dm)) fails."""
+    from pipeline.bank.measure import clean_galaxy
+    from pipeline.bank.synth import synth_galaxy
+    from pipeline.injection.metrics import arc_footprint
+    from pipeline.injection.render import LensParams, SourcePlacement, convolve_bands_subgrid, lensed_source_image
+    from pipeline.units import HST_COUNTS_PER_S_TO_NMGY as K
+
+    g = synth_galaxy(np.random.default_rng(0))
+    img = (g["image"] - g["noise_mean"]) * K
+    clean, mask = clean_galaxy(img)
+    assert np.all(clean[~mask] == 0) and np.array_equal(clean[mask], img[mask])
+    noise = (img - g["clean"] * K) * mask  # the residual: the true noise on the kept pixels
+
+    def arc(stamp):
+        lensed, _ = lensed_source_image(stamp / 0.03**2, 0.03, LensParams(1.0, 0.05, 0, 0, 0, 0, 0),
+                                        SourcePlacement(0.05, 0.02, 0.3), subgrid=2)
+        return convolve_bands_subgrid(lensed, 2, [1.0], [1.0], 3.5)[0]
+
+    fp = arc_footprint(arc(g["clean"] * K * mask))
+    rms = float(np.sqrt((arc(noise)[fp] ** 2).mean())) / 0.005
+    print(f"lensed residual HST noise: {rms:.1%} of the DR10 sky sigma (rms over the arc footprint)")
+    assert 0.02 < rms < 0.20
+    # brightening by 1 mag scales it by 2.5: above the bound
+    assert rms * 10 ** 0.4 > 0.20
