@@ -446,3 +446,110 @@ def strict_validation(spark, gate_cases, tmp_path_factory):
     out = tmp_path_factory.mktemp("val_strict")
     return validate_dataset(str(d), manifest_uri=str(m), variant="strict", out_dir=str(out), spark=spark,
                             build_docs=False, build_report=False), out
+
+
+# --- issue 20: defects for the gate checks no test failed before (each trips exactly its own) ---
+
+def _every_nth_injection_per_split(c, step, start=0):
+    return np.concatenate([_injections(c, s)[start::step] for s in dict.fromkeys(c["region_split"].tolist())])
+
+
+def magnification_unphysical(c):
+    """One injection per split with magnification 250 (> 200: no galaxy-scale lens does that), its
+    source made fainter by the same factor so the arc flux stays consistent: only the magnification
+    invariant can see it."""
+    i = _every_nth_injection_per_split(c, 1000, 3)
+    factor = 250.0 / c["magnification"][i].astype(float)
+    c["magnification"][i] = 250.0
+    dm = 2.5 * np.log10(factor)
+    for name in ("src_mag_g", "src_mag_r", "src_mag_z", "src_dmag", "src_mag_f814w"):
+        c[name][i] = c[name][i].astype(float) + dm
+
+
+def magnification_scaled_up(c):
+    """Every magnification 1.3x larger (sources 1.3x fainter, arc fluxes unchanged): physical
+    (max 150 x 1.3 = 195 < 200), consistent, caught only by drift of magnification_p50."""
+    i = _injections(c)
+    for name in ("src_mag_g", "src_mag_r", "src_mag_z", "src_dmag", "src_mag_f814w"):
+        c[name][i] = c[name][i].astype(float) + 2.5 * np.log10(1.3)
+    c["magnification"][i] = c["magnification"][i].astype(float) * 1.3
+
+
+def theta_e_below_range(c):
+    i = _injections(c)[::8]
+    c["theta_e_arcsec"][i] = 0.4
+
+
+def theta_e_not_flat(c):
+    """theta_E squeezed into the lower half of the configured range (still inside it): the KS
+    flatness check (and the drift of its mean) must see it; the range checks must not."""
+    cfg = load_run_config("demo")
+    i = _injections(c)
+    lo = cfg.theta_e_min_arcsec
+    c["theta_e_arcsec"][i] = lo + (c["theta_e_arcsec"][i].astype(float) - lo) * 0.5
+
+
+def psfsize_out_of_range(c):
+    """Two controls (no PSF used to check against) with a survey PSF outside the suite's band:
+    0.55" (< 0.6) in train and 2.6" (> 2.5) in test."""
+    c["psfsize_r"][np.flatnonzero(c["is_control"].astype(bool) & (c["region_split"] == "train"))[0]] = 0.55
+    c["psfsize_r"][np.flatnonzero(c["is_control"].astype(bool) & (c["region_split"] == "test"))[0]] = 2.6
+
+
+def seeing_worse(c):
+    """Every PSF 20% wider (survey and used alike): in range, no parity shift, caught only by the
+    drift of psfsize_r_mean."""
+    for b in BANDS:
+        c[f"psfsize_{b}"] = c[f"psfsize_{b}"].astype(float) * 1.2
+        used = c[f"psf_fwhm_{b}"]
+        c[f"psf_fwhm_{b}"] = np.array([None if v is None else float(v) * 1.2 for v in used], dtype=object)
+
+
+def cosmos_reused(c):
+    """40% of each split's injections use COSMOS source 0 (the suite allows 25%); the rest keep
+    their (tens of) sources, so the unique count stays above its minimum."""
+    for s in dict.fromkeys(c["region_split"].tolist()):
+        i = _injections(c, s)
+        c["cosmos_index"][i[: int(0.4 * len(i))]] = 0
+
+
+def _parity_shift(c, column, inj_range, ctrl_range, *, used=None):
+    n = len(c["task_id"])
+    rng = np.random.default_rng(5)
+    inj = ~c["is_control"].astype(bool)
+    values = np.where(inj, rng.uniform(*inj_range, n), rng.uniform(*ctrl_range, n))
+    c[column] = values
+    if used:
+        c[used] = np.where(inj, values, None).astype(object)
+
+
+def psf_parity_g(c):
+    _parity_shift(c, "psfsize_g", (1.45, 1.75), (1.1, 1.45), used="psf_fwhm_g")
+
+
+def psf_parity_z(c):
+    _parity_shift(c, "psfsize_z", (1.15, 1.45), (0.85, 1.15), used="psf_fwhm_z")
+
+
+def depth_parity(c):
+    """Injections on the deeper half of the sky."""
+    _parity_shift(c, "psfdepth_r", (23.9, 24.5), (23.3, 23.9))
+
+
+def lens_mag_parity(c):
+    """Injections around the brighter lenses (the sources keep their own magnitudes)."""
+    n = len(c["task_id"])
+    rng = np.random.default_rng(6)
+    inj = ~c["is_control"].astype(bool)
+    c["lens_mag_r"] = np.where(inj, rng.uniform(17.5, 19.0, n), rng.uniform(19.0, 20.5, n))
+    c["src_dmag"] = np.where(inj, c["src_mag_r"].astype(float) - c["lens_mag_r"], None).astype(object)
+
+
+def clean_small(c):
+    """No defect: the clean columns at the defect size, the drift reference for the defects."""
+
+
+DEFECTS.update({f.__name__: f for f in (
+    magnification_unphysical, magnification_scaled_up, theta_e_below_range, theta_e_not_flat,
+    psfsize_out_of_range, seeing_worse, cosmos_reused, psf_parity_g, psf_parity_z, depth_parity,
+    lens_mag_parity, clean_small)})

@@ -124,6 +124,20 @@ ONLY_THESE = {
     "psf_from_wrong_band": {"row_contract/pixels_agree:psf_fwhm_g", "row_contract/pixels_agree:psf_fwhm_z"},
     "arc_bands_swapped": {"row_contract/pixels_agree:arc_flux_g", "row_contract/pixels_agree:arc_flux_z"},
     "foreign_task": {"row_contract/matches_manifest"},
+    # issue 20: every gate check failed by a defect of its own
+    "magnification_unphysical": {"magnification_physical"},
+    "theta_e_below_range": {"row_contract/theta_e_in_config_range", "theta_e_range_min"},
+    "theta_e_not_flat": {"theta_e_flatness"},
+    "psfsize_out_of_range": {"psfsize_r_range_min", "psfsize_r_range_max"},
+    "cosmos_reused": {"cosmos_max_reuse"},
+    "psf_parity_g": {"control_injection_parity_psfsize_g"},
+    "psf_parity_z": {"control_injection_parity_psfsize_z"},
+    "depth_parity": {"control_injection_parity_psfdepth_r"},
+    "lens_mag_parity": {"control_injection_parity_lens_mag_r"},
+    # in range, consistent, no parity shift: only drift sees them (tests/test_gate_checks_tripped.py)
+    "magnification_scaled_up": set(),
+    "seeing_worse": set(),
+    "clean_small": set(),
 }
 
 
