@@ -19,15 +19,26 @@ def test_clean_dataset_passes_and_writes_outputs(clean_validation):
         assert (out / rel).exists(), rel
 
 
-def test_validation_json_keeps_seed_keys(clean_validation):
+def test_validation_json_keeps_seed_keys(clean_validation, gate_cases):
+    import pyarrow.parquet as pq
+
+    from tests.gate_factories import SPLIT_ROWS
+
     doc = json.loads((clean_validation[1] / "validation.json").read_text())
     assert {"timestamp", "splits", "estimated_total_stamps", "expectations", "row_contract", "profile", "passed"} <= set(doc)
     assert set(doc["splits"]) == {"train", "val", "test"}
-    for split in doc["splits"].values():
+    # independent counts: rows in the Parquet footers and files per split folder on disk
+    data = gate_cases("clean")[0] / "phase4c"
+    on_disk = {p.name.split("=", 1)[1]: sorted(p.glob("*.parquet")) for p in data.glob("region_split=*")}
+    rows = {s: sum(pq.ParquetFile(f).metadata.num_rows for f in files) for s, files in on_disk.items()}
+    assert rows == SPLIT_ROWS  # what the factory was asked to write
+    for name, split in doc["splits"].items():
         assert SEED_SPLIT_KEYS <= set(split)
         assert SEED_SNR_KEYS <= set(split["arc_snr"])
-        assert split["sampled_rows"] == split["estimated_total_rows"]
-    assert doc["estimated_total_stamps"] == 600
+        # every row is read: sampled = estimated = the rows on disk (not merely each other)
+        assert split["sampled_rows"] == split["estimated_total_rows"] == rows[name], name
+        assert split["total_files"] == len(on_disk[name]), name
+    assert doc["estimated_total_stamps"] == sum(rows.values()) == 600
     e = doc["expectations"][0]
     assert {"name", "success", "observed", "expected"} <= set(e)
     assert doc["dataset"]["content_checksum"]
