@@ -7,7 +7,7 @@ STAMP := $(VENV)/.synced-$(shell cat requirements.lock pyproject.toml 2>/dev/nul
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 
-.PHONY: env test demo bench clean-demo lock browser
+.PHONY: env test demo bench clean-demo lock browser mutate
 
 env: $(STAMP)
 
@@ -50,3 +50,14 @@ clean-demo:
 # Re-resolve the lock from requirements.in (maintainers only; commit the result).
 lock: env
 	$(BIN)/uv pip compile --python-version 3.11 requirements.in -o requirements.lock
+
+# Mutation testing (issue 20): mutmut over the pure core (setup.cfg [mutmut]: which modules, which
+# fast tests). Not part of `make test` or CI. Its pins live in requirements-mutate.lock (made with
+# `uv pip compile requirements-mutate.in -c requirements.lock`), installed here only.
+# `make mutate MUTANTS='pipeline.physics_checks*'` mutates one module; the report lists killed /
+# total per module and every survivor with its diff (mutation_report.md).
+MUTANTS ?=
+mutate: env
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements-mutate.lock
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/python scripts/mutation_report.py mutation_report.md

@@ -1,0 +1,47 @@
+"""Summarise a mutmut run (`make mutate`): killed / total per module and every survivor with its
+diff, written to mutation_report.md (and printed). Reads `mutmut results --all true`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+MUTMUT = str(Path(sys.executable).with_name("mutmut"))
+
+
+def main(out: str = "mutation_report.md") -> int:
+    text = subprocess.run([MUTMUT, "results", "--all", "true"], capture_output=True, text=True, check=True).stdout
+    by_module: dict[str, Counter] = defaultdict(Counter)
+    survivors: list[str] = []
+    for line in text.splitlines():
+        m = re.match(r"\s*(\S+): (\S.*)$", line)
+        if not m:
+            continue
+        name, status = m.group(1), m.group(2).strip()
+        module = re.split(r"\.x[_ǁ]", name, maxsplit=1)[0]
+        by_module[module][status] += 1
+        if status in ("survived", "no tests", "suspicious", "timeout"):
+            survivors.append(name)
+    lines = ["# Mutation testing report (`make mutate`)", "",
+             "| module | killed | total | score | other |", "|---|---|---|---|---|"]
+    for module, c in sorted(by_module.items()):
+        total = sum(v for k, v in c.items() if k not in ("skipped", "not checked"))
+        killed = c["killed"] + c.get("caught by type check", 0)
+        other = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if k != "killed")
+        score = f"{100 * killed / total:.1f}%" if total else "-"
+        lines.append(f"| {module} | {killed} | {total} | {score} | {other} |")
+    lines += ["", f"## Survivors ({len(survivors)})", ""]
+    for name in survivors:
+        diff = subprocess.run([MUTMUT, "show", name], capture_output=True, text=True).stdout.strip()
+        lines += [f"### {name}", "", "```diff", diff, "```", ""]
+    Path(out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[:4 + len(by_module)]))
+    print(f"{len(survivors)} survivors; report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
