@@ -2,7 +2,7 @@
 what the gate writes for people (validation.json, Data Docs, report) carries no credentials.
 
 Promotion integrity itself (checksum binding, refusal of changed data, idempotence, refusal of a
-failed gate) is in test_gate_promote.py."""
+failed gate) is in test_gate_integrity.py."""
 
 from __future__ import annotations
 
@@ -85,8 +85,12 @@ def test_partial_validation_json_is_refused(dataset_copy, clean_validation, tmp_
     code, err = _promote(d, val, capsys)
     assert code == 2 and expect in err, err
     assert not (d / "promotion.json").exists()
-    # the complete file promotes the same data: the refusal above was the file's doing
-    shutil.copy(val_dir / "validation.json", val / "validation.json")
+    # the complete file promotes the same data: the refusal above was the file's doing. (The shared
+    # validation judged the shared case's folder; this copy holds the same files, so the complete
+    # document, pointed at the copy's folder, names exactly these bytes.)
+    doc = json.loads(text)
+    doc["dataset"]["data_uri"] = str(d / "phase4c")
+    (val / "validation.json").write_text(json.dumps(doc))
     assert _promote(d, val, capsys)[0] == 0 and (d / "promotion.json").exists()
 
 
