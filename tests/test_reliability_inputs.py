@@ -38,6 +38,7 @@ def small_inputs(tmp_path_factory):
     write_lrg_table(lrg, str(root / "lrg.parquet"))
     bank = make_bank(4)
     write_bank(root / "bank.h5", bank.images, {"ident": np.array(list("abcd")), "flux_nmgy": bank.flux_nmgy,
+               "mag_f814w": np.full(4, 23.5),  # the physical source model (demo default) needs it
                "hlr_arcsec": bank.hlr_arcsec}, pixel_scale_arcsec=bank.pixel_scale_arcsec,
                hlr_filter_arcsec=(0.1, 1.0), created_by="test")
     cfg = RunConfig()
