@@ -193,7 +193,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DHS_CACHE_DIR") or Path(tempfile.gettempdir()) / f"dhs_cache-{os.getuid()}")
 
 
-def _sha256_path(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a local file, streamed (data files and banks can be large)."""
     import hashlib  # noqa: PLC0415
 
     h = hashlib.sha256()
@@ -247,7 +248,7 @@ def local_copy(uri: str, cache_dir: str | None = None) -> str:
     try:
         record = json.loads(record_path.read_text())
         if (record.get("uri") == normal and record.get("etag") == etag and dest.is_file()
-                and _sha256_path(dest) == record.get("sha256")):
+                and sha256_file(dest) == record.get("sha256")):
             return str(dest)
     except (OSError, ValueError, AttributeError):
         pass
@@ -265,7 +266,7 @@ def local_copy(uri: str, cache_dir: str | None = None) -> str:
     if _is_plain_md5_etag(etag) and _md5_path(tmp) != etag:
         tmp.unlink(missing_ok=True)
         raise InputError(uri, "downloaded bytes do not match the object's ETag (MD5)")
-    sha256 = _sha256_path(tmp)
+    sha256 = sha256_file(tmp)
     os.replace(tmp, dest)
     write_bytes(str(record_path), json.dumps({"uri": normal, "etag": etag, "sha256": sha256}).encode())
     return str(dest)

@@ -74,14 +74,6 @@ class Dataset:
         return counts
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def list_data_files(data_uri: str, with_digest: bool = True) -> list[DataFile]:
     """The Parquet data files of a dataset, sorted by relative path."""
     out = []
@@ -98,7 +90,7 @@ def list_data_files(data_uri: str, with_digest: bool = True) -> list[DataFile]:
 
         for path in storage.list_files(data_uri, ".parquet"):
             rel = os.path.relpath(path, data_uri).replace(os.sep, "/")
-            out.append(DataFile(rel, os.path.getsize(path), _sha256_file(path) if with_digest else ""))
+            out.append(DataFile(rel, os.path.getsize(path), storage.sha256_file(path) if with_digest else ""))
     return sorted(out, key=lambda f: f.relpath)
 
 
