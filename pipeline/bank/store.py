@@ -11,7 +11,6 @@ divides by pixel_scale_arcsec**2 when it hands the stamp to lenstronomy INTERPOL
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +69,10 @@ class CosmosBank:
 
 
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The bank file's sha256 (pipeline.storage.sha256_file, the project's one file hash)."""
+    from pipeline.storage import sha256_file  # noqa: PLC0415
+
+    return sha256_file(path)
 
 
 def open_bank(path: str | Path) -> CosmosBank:

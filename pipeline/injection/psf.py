@@ -104,19 +104,23 @@ def cached_kernel(fwhm_arcsec: float, beta: float, pixel_scale_arcsec: float) ->
     return _cached_kernel(fwhm, float(beta), float(pixel_scale_arcsec))
 
 
-@lru_cache(maxsize=2048)
-def _cached_kernel_rfft(fwhm_rounded: float, beta: float, pixel_scale_arcsec: float,
-                        fft_size: int) -> np.ndarray:
-    kernel = _cached_kernel(fwhm_rounded, beta, pixel_scale_arcsec)
+def _wrapped_rfft(kernel: np.ndarray, fft_size: int) -> np.ndarray:
+    """rfft2 of an odd-sized kernel with its centre moved to [0, 0] with wrap-around, so that a
+    circular convolution of a zero-padded image reproduces the linear 'same' convolution with no
+    shift. Read-only (it is cached)."""
     radius = kernel.shape[0] // 2
-    # The kernel's centre goes to [0, 0] with wrap-around, so that a circular convolution of a
-    # zero-padded image reproduces the linear 'same' convolution with no shift.
     wrapped = np.zeros((fft_size, fft_size))
     idx = np.arange(-radius, radius + 1) % fft_size
     wrapped[np.ix_(idx, idx)] = kernel
     out = np.fft.rfft2(wrapped)
     out.setflags(write=False)
     return out
+
+
+@lru_cache(maxsize=2048)
+def _cached_kernel_rfft(fwhm_rounded: float, beta: float, pixel_scale_arcsec: float,
+                        fft_size: int) -> np.ndarray:
+    return _wrapped_rfft(_cached_kernel(fwhm_rounded, beta, pixel_scale_arcsec), fft_size)
 
 
 def kernel_rfft(fwhm_arcsec: float, beta: float, pixel_scale_arcsec: float, fft_size: int) -> np.ndarray:
@@ -210,14 +214,7 @@ def cached_subgrid_kernel(fwhm_arcsec: float, beta: float, pixel_scale_arcsec: f
 @lru_cache(maxsize=1024)
 def _cached_subgrid_kernel_rfft(fwhm_rounded: float, beta: float, pixel_scale_arcsec: float, subgrid: int,
                                 fft_size: int) -> np.ndarray:
-    kernel = _cached_subgrid_kernel(fwhm_rounded, beta, pixel_scale_arcsec, subgrid)
-    radius = kernel.shape[0] // 2
-    wrapped = np.zeros((fft_size, fft_size))
-    idx = np.arange(-radius, radius + 1) % fft_size
-    wrapped[np.ix_(idx, idx)] = kernel
-    out = np.fft.rfft2(wrapped)
-    out.setflags(write=False)
-    return out
+    return _wrapped_rfft(_cached_subgrid_kernel(fwhm_rounded, beta, pixel_scale_arcsec, subgrid), fft_size)
 
 
 def subgrid_kernel_rfft(fwhm_arcsec: float, beta: float, pixel_scale_arcsec: float, subgrid: int,
