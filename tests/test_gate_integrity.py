@@ -347,3 +347,18 @@ def test_band_order_declared_by_the_metadata_is_checked(spark, tmp_path):
     assert found["pixels_agree:arc_flux_g"]["failed_rows"] == injections
     assert found["pixels_agree:arc_flux_z"]["failed_rows"] == injections
     assert found["pixels_agree:arc_flux_r"]["failed_rows"] == 0 and found["pixels_agree:arc_snr"]["failed_rows"] == 0
+
+
+def test_verify_promoted_bad_input_is_named(tmp_path, capsys):
+    """Nothing promoted, an unreadable record, an old-format record: refused with the reason."""
+    assert main(["verify-promoted", str(tmp_path / "missing")]) == 1
+    assert "nothing is promoted" in capsys.readouterr().err
+    d = tmp_path / "D"
+    d.mkdir()
+    (d / "promotion.json").write_text("{not json")
+    assert main(["verify-promoted", str(d)]) == 1
+    assert "promotion.json: not valid JSON" in capsys.readouterr().err
+    (d / "promotion.json").write_text(json.dumps({"dataset_uri": str(d), "content_checksum": "0" * 64}))
+    assert main(["verify-promoted", str(d)]) == 1
+    err = capsys.readouterr().err
+    assert "promote the dataset again" in err and "Traceback" not in err
