@@ -22,6 +22,11 @@ FAILED when the test asks for a failure):
 
 `fail_kinds` marks the named steps FAILED without running them (a crashed Spark job).
 
+`hold` (optional) keeps each step RUNNING on moto, its outputs already written, until
+`hold(step)` returns true (or `hold_timeout` passes, recorded in `errors`): the production-shaped
+test (tests/test_airflow_production.py) holds every step until its deferrable sensor has DEFERRED
+to the triggerer, so only the triggerer can see the step end.
+
 Everything the DAG does (create the cluster, submit, wait with deferrable sensors, terminate, gate,
 promote) goes through moto's HTTP API; only "running the step" is simulated.
 """
@@ -36,6 +41,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 def _arg(args: list[str], flag: str) -> str | None:
     for i, a in enumerate(args[:-1]):
@@ -74,6 +80,7 @@ class SubmittedStep:
     kind: str | None
     final_state: str = ""
     error: str = ""
+    held_seconds: float = 0.0
 
     def cmdline(self) -> str:
         return shlex.join(self.args)
@@ -89,6 +96,9 @@ class EmrSimulator:
     #: step kinds to mark FAILED (without writing their outputs)
     fail_kinds: set = field(default_factory=set)
     poll_seconds: float = 0.2
+    #: keep each step RUNNING (outputs written) until hold(step) is true; None: finish at once
+    hold: Callable[["SubmittedStep"], bool] | None = None
+    hold_timeout: float = 180.0
     steps: list[SubmittedStep] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -149,9 +159,26 @@ class EmrSimulator:
                 state = "FAILED"
                 rec.error = traceback.format_exc()
                 self.errors.append(rec.error)
+        if self.hold is not None:
+            self._wait_for_release(rec)
         step.end_date_time = utcnow()
         rec.final_state = state
         step.state = state
+
+    def _wait_for_release(self, rec: "SubmittedStep") -> None:
+        t0 = time.time()
+        while not self._stop.is_set():
+            try:
+                if self.hold(rec):
+                    break
+            except Exception:  # noqa: BLE001 - a failing check holds on; the timeout reports it
+                rec.error = traceback.format_exc()
+            if time.time() - t0 > self.hold_timeout:
+                self.errors.append(f"step {rec.kind} ({rec.step_id}) not released in {self.hold_timeout:.0f} s"
+                                   + (f": {rec.error}" if rec.error else ""))
+                break
+            self._stop.wait(self.poll_seconds)
+        rec.held_seconds = time.time() - t0
 
     # ------------------------------------------------------------------ S3 helpers
 
