@@ -4,7 +4,8 @@ Per galaxy: read and verify its stamp (galsim_catalog), subtract NOISE_MEAN, con
 to nanomaggies, measure its circular half-light radius on the *whole* catalogue stamp (the galaxy's
 size, comparable with the catalogue's Sersic value; the 96x96 bank stamp would truncate the
 largest galaxies: this is the radius the hlr filter means), clean it (measure.clean_galaxy: sky
-noise and neighbours outside the galaxy's grown segmentation set to 0), resample
+noise and neighbours outside the galaxy's grown segmentation set to 0, and the HST noise inside it
+that is not significant at any wavelet scale removed: measure.clean_galaxy_denoised), resample
 flux-conservingly to the bank pixel scale when it differs, put the centroid at the stamp centre,
 crop or zero-pad to the bank stamp, and apply the hlr filter. The bank records the flux of the
 clean bank stamp (the injection's normalisation) and its magnitude, the fraction of the galaxy's
@@ -27,7 +28,7 @@ import numpy as np
 
 from pipeline.bank._pool import ordered_map
 from pipeline.bank.galsim_catalog import DEFAULT_FLUX_RTOL, load_stamps, read_catalog
-from pipeline.bank.measure import clean_galaxy, half_light_radius_in_stamp_arcsec, measure_galaxy
+from pipeline.bank.measure import clean_galaxy, clean_galaxy_denoised, half_light_radius_in_stamp_arcsec, measure_galaxy
 from pipeline.bank.store import write_bank
 from pipeline.errors import InputError
 from pipeline.units import HST_COUNTS_PER_S_TO_NMGY, HST_F814W_ZEROPOINT_AB, nmgy_to_mag
@@ -120,7 +121,7 @@ def recentre(
     return wy @ image @ wx.T
 
 
-def _process(stamp, *, stamp_size_pix, pixel_scale_arcsec, hlr_min_arcsec, hlr_max_arcsec):
+def _process(stamp, *, stamp_size_pix, pixel_scale_arcsec, hlr_min_arcsec, hlr_max_arcsec, denoise=True):
     """(bank stamp, catalogue values) or (None, reason) for one verified stamp."""
     row = stamp.row
     where = f"HDU {stamp.hdu}"
@@ -138,8 +139,13 @@ def _process(stamp, *, stamp_size_pix, pixel_scale_arcsec, hlr_min_arcsec, hlr_m
     if not hlr_min_arcsec <= m.hlr_arcsec <= hlr_max_arcsec:
         return None, f"{where}: measured hlr {m.hlr_arcsec:.3f} arcsec outside the filter [{hlr_min_arcsec:g}, {hlr_max_arcsec:g}]"
     # the source the injection lenses: the galaxy alone (sky noise and neighbours outside its
-    # grown segmentation set to 0, measure.clean_galaxy), and its flux measured on that
-    clean_img, _ = clean_galaxy(flux_img)
+    # grown segmentation set to 0, measure.clean_galaxy), denoised inside it
+    # (measure.clean_galaxy_denoised, pipeline.bank.denoise), and its flux measured on that
+    try:
+        clean_img, _ = clean_galaxy_denoised(flux_img) if denoise else clean_galaxy(flux_img)
+    except InputError as exc:
+        return None, f"{where}: cannot denoise: {exc}"
+
     bank_img = recentre(clean_img, (m.centroid_x_pix, m.centroid_y_pix), row.pixel_scale_arcsec, pixel_scale_arcsec, stamp_size_pix)
     flux_nmgy = float(bank_img.sum())
     if not flux_nmgy > 0:
@@ -168,6 +174,7 @@ def build_bank(
     hlr_max_arcsec: float = 1.0,
     strict: bool = False,
     flux_rtol: float = DEFAULT_FLUX_RTOL,
+    denoise: bool = True,
 ) -> BuildReport:
     """Build an HDF5 bank from GalSim real-galaxy catalogue files; see the module docstring.
 
@@ -175,6 +182,8 @@ def build_bank(
     with its reason in the report. strict=True raises InputError on the first such row instead,
     and also on a row that was only kept by a guess (GAL_HDU repaired, stamp_flux matched only
     within flux_rtol).
+    denoise=False keeps the HST noise inside the galaxy's segmentation (the bank before the
+    denoising of docs/physics.md, "Clean sources"; for comparisons only).
     A bank that would hold no galaxy is an InputError."""
     t0 = time.perf_counter()
     if not catalogs:
@@ -191,7 +200,7 @@ def build_bank(
     # Read every catalogue before any stamp, so a broken file fails fast.
     all_rows = [read_catalog(c) for c in catalogs]
     process = partial(_process, stamp_size_pix=stamp_size_pix, pixel_scale_arcsec=pixel_scale_arcsec,
-                      hlr_min_arcsec=hlr_min_arcsec, hlr_max_arcsec=hlr_max_arcsec)
+                      hlr_min_arcsec=hlr_min_arcsec, hlr_max_arcsec=hlr_max_arcsec, denoise=bool(denoise))
     for rows in all_rows:
         stamps = list(load_stamps(rows, flux_rtol=flux_rtol))
         # measuring is per stamp and pure: done in a pool, then taken in catalogue order
