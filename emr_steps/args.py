@@ -75,6 +75,8 @@ def build_parser(prog: str = "emr_steps", stage: str | None = None) -> argparse.
     p.add_argument("--target-file-mb", dest="target_file_mb", type=float, default=DEFAULT_TARGET_FILE_MB, help="4p5: target Parquet file size")
     p.add_argument("--num-partitions", dest="num_partitions", type=int, help="4c: Spark partitions of the task table (default spark.sql.shuffle.partitions)")
     p.add_argument("--compression", default="zstd", help="Parquet codec of the written files")
+    p.add_argument("--planned-core-hours", dest="planned_core_hours", type=float,
+                   help="4c: core-hours the plan sized this step for (pipeline.sizing); recorded beside the measured ones")
     p.add_argument("--master", help="Spark master when not run by spark-submit (default: $DHS_SPARK_MASTER or local[2])")
     p.add_argument("--pipeline-run", dest="pipeline_run",
                    help="name of the pipeline run this step belongs to: the step leaves a receipt in "

@@ -17,8 +17,10 @@ set -euo pipefail
 CODE_PREFIX="${1:?usage: bootstrap.sh <code_prefix s3://...> <wheel file name>}"
 WHEEL="${2:?usage: bootstrap.sh <code_prefix s3://...> <wheel file name>}"
 DHS_PYTHON="${DHS_PYTHON:-python3.11}"
-# mktemp -d: a fresh folder of mode 0700, so no other local user can swap the downloads
-WORK="$(mktemp -d /tmp/dhs_bootstrap.XXXXXX)"
+# mktemp -d: a fresh folder of mode 0700, so no other local user can swap the downloads; removed
+# however the script ends
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/dhs_bootstrap.XXXXXX")"
+trap 'rm -rf "${WORK}"' EXIT
 
 fail() { echo "dhs bootstrap FAILED: $*" >&2; exit 1; }
 step() { echo "dhs bootstrap: $*"; }
@@ -55,5 +57,4 @@ sudo "${DHS_PYTHON}" -m pip install --no-cache-dir --disable-pip-version-check \
 # NUMBA_CACHE_DIR={{PWD}}/numba_cache, its own private working directory (emr_steps.steps.EMR_CONF),
 # which numba creates on first use.
 
-rm -rf "${WORK}"
 step "done"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from functools import partial
@@ -327,12 +328,31 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             "spark": {"master": spark.sparkContext.master, "partitions": n_parts, "version": spark.version},
             "timing": {"inject_write_s": round(inject_s, 3), "step_s": round(time.perf_counter() - t_start, 3),
                        "stamps_per_s": round(n_tasks / inject_s, 3) if inject_s > 0 else None},
+            "cost": _core_hours(spark, time.perf_counter() - t_start, args.planned_core_hours),
         },
     )
     ds.write_metadata(paths.data, meta)
     summary = {"skipped": False, "data": paths.data, "rows_per_split": written, "rows": n_tasks, "files": files,
                "bytes": nbytes, "stamps_per_s": meta["timing"]["stamps_per_s"], "run_id": run_id}
     return _with_receipt(summary, args, paths, meta)
+
+
+def _core_hours(spark, step_s: float, planned: float | None) -> dict[str, Any]:
+    """The step's measured core-hours (wall time x the cores it held) beside what the plan sized
+    it for (issue 19: is the cost model right on this cluster?). Cores: N of local[N], else the
+    executors registered at the end x spark.executor.cores (with dynamic allocation, a lower bound
+    of what was held during the step)."""
+    sc = spark.sparkContext
+    m = re.fullmatch(r"local\[(\d+|\*)\]", sc.master or "")
+    if m:
+        cores = (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1))
+        how = "local master"
+    else:
+        executors = max(0, sc._jsc.sc().getExecutorMemoryStatus().size() - 1)  # minus the driver
+        cores = executors * int(spark.conf.get("spark.executor.cores", "1"))
+        how = f"{executors} executors x spark.executor.cores at the end of the step"
+    return {"cores": cores, "cores_from": how, "actual_core_hours": round(step_s * cores / 3600, 6),
+            "planned_core_hours": None if planned is None else round(float(planned), 6)}
 
 
 def _with_receipt(summary: dict[str, Any], args, paths, meta: dict[str, Any]) -> dict[str, Any]:

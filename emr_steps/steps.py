@@ -80,6 +80,11 @@ LOCAL_CONF = {
 }
 
 DEFAULT_REGION = "us-east-2"
+#: EMR auto-termination: a cluster with no step or YARN application for an hour terminates itself,
+#: the second safety net behind the DAG's teardown (a dead scheduler, a lost triggerer, a run
+#: marked failed by hand). An hour is ~100x the gaps between our steps (the sensor's 30 s poke
+#: plus scheduling) and short against the ~$0.5/h per m5.2xlarge node it stops.
+AUTO_TERMINATION_IDLE_S = 3600
 #: The seed's cluster (section 3.1).
 SEED_CLUSTER = {
     "release_label": "emr-7.6.0",
@@ -107,8 +112,10 @@ class StepDefinition:
     executor_memory: str = EMR_RESOURCES["executor_memory"]
     driver_memory: str = EMR_RESOURCES["driver_memory"]
     executor_cores: int = EMR_RESOURCES["executor_cores"]
-    #: EMR: what a failed step does; the DAG's teardown terminates the cluster either way
-    action_on_failure: str = "CONTINUE"
+    #: EMR: a failed step terminates the cluster at once (the later steps need its output, so a
+    #: cluster kept alive would only bill); the DAG's teardown terminates it on every other path,
+    #: and the idle policy (AUTO_TERMINATION_IDLE_S) if Airflow itself is gone
+    action_on_failure: str = "TERMINATE_CLUSTER"
 
     def with_args(self, *extra: str) -> "StepDefinition":
         return replace(self, args=self.args + tuple(str(a) for a in extra))
@@ -147,7 +154,7 @@ def inject_step(params: Mapping[str, Any]) -> StepDefinition:
     """Stage 4c. Keys (DAG Params names first, CLI names as aliases): manifest_uri|manifest|parent,
     coadd_cache_prefix, cosmos_bank_h5|bank, output_prefix|output; optional run_config, variant,
     experiment_id, psf_model, moffat_beta, source_mode, control_frac_train, unpaired_controls,
-    bands, skip_if_exists, force, run_id, num_partitions, compression."""
+    bands, skip_if_exists, force, run_id, num_partitions, compression, planned_core_hours."""
     args = [
         "--stage", "4c",
         "--output", _need(params, "output_prefix", "output"),
@@ -158,7 +165,8 @@ def inject_step(params: Mapping[str, Any]) -> StepDefinition:
     for key, flag in (("run_config", "--run-config"), ("variant", "--variant"), ("experiment_id", "--experiment-id"),
                       ("psf_model", "--psf-model"), ("moffat_beta", "--moffat-beta"), ("source_mode", "--source-mode"),
                       ("control_frac_train", "--control-frac-train"), ("run_id", "--run-id"),
-                      ("num_partitions", "--num-partitions"), ("compression", "--compression")):
+                      ("num_partitions", "--num-partitions"), ("compression", "--compression"),
+                      ("planned_core_hours", "--planned-core-hours")):
         if _get(params, key) is not None:
             args += [flag, str(params[key])]
     if _get(params, "unpaired_controls") is not None:
@@ -364,6 +372,7 @@ def default_job_flow_overrides(
     code_prefix: str = SEED_CLUSTER["code_prefix"],
     wheel: str | None = None,
     tags: Mapping[str, str] | None = None,
+    idle_timeout_s: int = AUTO_TERMINATION_IDLE_S,
 ) -> dict:
     """`job_flow_overrides` for EmrCreateJobFlowOperator (boto3 run_job_flow kwargs), defaults
     from the seed's cluster (section 3.1). The region (seed: us-east-2, DEFAULT_REGION) is not a
@@ -382,6 +391,7 @@ def default_job_flow_overrides(
             "KeepJobFlowAliveWhenNoSteps": True,
             "TerminationProtected": False,
         },
+        "AutoTerminationPolicy": {"IdleTimeout": int(idle_timeout_s)},
         "BootstrapActions": [bootstrap_action(code_prefix, wheel or wheel_name())],
         "Configurations": [
             {"Classification": "spark-env", "Configurations": [

@@ -439,6 +439,22 @@ def write_manifest(df: pd.DataFrame, out_dir: str, config: RunConfig, inputs: di
     return doc
 
 
+def task_count(manifest_uri: str, *, source: str = "manifest_uri") -> int:
+    """The manifest's task count (manifest.json `n_tasks`) without reading its rows (cluster sizing)."""
+    uri = storage.join(str(manifest_uri), "manifest.json")
+    try:
+        n = json.loads(storage.read_bytes(uri))["n_tasks"]
+    except (FileNotFoundError, InputError):  # storage names a missing local file / S3 key itself
+        if not storage.exists(uri):
+            raise InputError(source, f"no manifest.json under {manifest_uri} (make one with `dhs manifest`)") from None
+        raise InputError(source, f"{uri} cannot be read") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(source, f"{uri} is not a readable manifest.json ({type(exc).__name__})") from None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise InputError(source, f"{uri}: n_tasks must be a non-negative integer")
+    return n
+
+
 def manifest_parquet_uri(uri: str) -> str:
     """`M` or `M/manifest.parquet` -> the parquet file's URI."""
     uri = str(uri)

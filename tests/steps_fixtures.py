@@ -141,7 +141,8 @@ def baseline(tiny, tmp_path_factory) -> dict:
 
     out = tmp_path_factory.mktemp("steps_baseline") / "D"
     t0 = time.perf_counter()
-    proc = run_local(inject_step(inject_params(tiny, out)), env=step_env(), stream=False)
+    # planned_core_hours: what the plan would pass (pipeline.sizing); the step records it beside its own
+    proc = run_local(inject_step(inject_params(tiny, out, planned_core_hours=0.0125)), env=step_env(), stream=False)
     wall = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stdout[-4000:]
     summary = read_summary(proc.stdout)

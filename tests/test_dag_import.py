@@ -17,7 +17,7 @@ PIPELINE, CONSUMER = "dhs_phase4_pipeline", "dhs_training_consumer"
 FORM_FIELDS = {
     "variant", "experiment_id", "run_config", "backend", "bands", "psf_model", "moffat_beta", "control_frac_train",
     "source_mode", "cosmos_bank_h5", "manifest_uri", "coadd_cache_prefix", "output_prefix", "code_prefix",
-    "emr_release_label", "master_instance_type", "core_instance_type", "core_instance_count", "emr_log_uri",
+    "emr_release_label", "master_instance_type", "core_instance_type", "core_instance_count", "target_wall_hours", "emr_log_uri",
     "local_master", "target_file_mb", "gate_suite",
 }
 
@@ -43,7 +43,7 @@ def test_trigger_form_fields_and_seed_cluster_defaults(dagbag):
     assert values["emr_release_label"] == "emr-7.6.0"
     assert values["master_instance_type"] == "m5.xlarge"
     assert values["core_instance_type"] == "m5.2xlarge"
-    assert values["core_instance_count"] == 34
+    assert values["core_instance_count"] == 0 and values["target_wall_hours"] == 2.0  # 0: sized from the work
     assert values["backend"] == "local" and values["bands"] == "g,r,z" and values["gate_suite"] == "demo"
     schema = {k: params.get_param(k).schema for k in FORM_FIELDS}
     assert schema["backend"]["enum"] == ["local", "emr"]
@@ -121,9 +121,11 @@ def test_plan_run_builds_both_backends(airflow_home, monkeypatch):
     monkeypatch.setenv("DHS_ALLOWED_LOG_ROOTS", "s3://bkt/code/logs")
     emr = plan_run({**DEFAULTS, "backend": "emr", "manifest_uri": "s3a://bkt/m", "coadd_cache_prefix": "s3://bkt/c",
                     "cosmos_bank_h5": "s3://bkt/x.h5", "output_prefix": "s3://bkt/out", "code_prefix": "s3://bkt/code",
-                    "emr_log_uri": "s3://bkt/code/logs"})
+                    "emr_log_uri": "s3://bkt/code/logs", "core_instance_count": 34}, stamps=11_750_000)
     step = emr["emr_inject"][0]
     assert step["HadoopJarStep"]["Jar"] == "command-runner.jar"
     assert "s3://bkt/m" in step["HadoopJarStep"]["Args"]  # s3a:// spelled s3:// for EMRFS
     groups = {g["InstanceRole"]: g for g in emr["job_flow_overrides"]["Instances"]["InstanceGroups"]}
     assert groups["CORE"]["InstanceCount"] == 34 and emr["job_flow_overrides"]["ReleaseLabel"] == "emr-7.6.0"
+    # the seed's 34 is an explicit override: the plan still records what the work needed
+    assert emr["cluster"]["overridden"] and emr["cluster"]["sized_instance_count"] < 34

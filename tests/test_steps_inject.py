@@ -35,6 +35,10 @@ def test_one_row_per_task_and_metadata(tiny, baseline):
     assert meta["manifest"]["tasks"] == tiny.n_tasks and len(meta["manifest"]["sha256"]) == 64
     assert meta["files"] >= 1 and meta["bytes"] > 0
     assert baseline["hash"]["rows"] == baseline["hash"]["distinct_task_ids"] == tiny.n_tasks
+    # the step's measured core-hours beside the plan's (issue 19): local[2] holds 2 cores for the step
+    cost = meta["cost"]
+    assert cost["cores"] == 2 and cost["planned_core_hours"] == 0.0125
+    assert cost["actual_core_hours"] == pytest.approx(meta["timing"]["step_s"] * 2 / 3600, abs=2e-6)
     ok = table.filter(table.column("cutout_ok")).num_rows
     print(f"\n4c local[2]: {tiny.n_tasks} stamps in {baseline['wall_s']:.1f} s end to end "
           f"({tiny.n_tasks / baseline['wall_s']:.2f} stamps/s incl. Spark start-up; job "

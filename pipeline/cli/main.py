@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "pipeline.cli.promote_cmd",
     "pipeline.cli.verify_cmd",
     "pipeline.cli.unlock_cmd",
+    "pipeline.cli.size_cmd",
+    "pipeline.cli.stage_cmd",
     "pipeline.cli.gallery_cmd",
 )
 
@@ -53,6 +55,8 @@ def _write_targets(args) -> list[tuple[str, str]]:
         return [("--output", args.output)]
     if cmd == "validate":
         return [("--out", args.out)] if args.out else [("DATASET", args.dataset)]
+    if cmd == "stage-code":
+        return [("CODE_PREFIX", args.code_prefix)]
     if cmd == "promote":
         return [("--record-out", args.record_out)] if args.record_out else [("DATASET", args.dataset)]
     return []

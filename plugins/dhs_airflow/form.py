@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline import storage
+from pipeline import sizing, storage
 from pipeline.config import CONFIG_DIR, allowed_output_roots, check_output_prefix, load_run_config, parse_bands
 from pipeline.errors import InputError
 
@@ -47,8 +47,9 @@ INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]{0,15}\.[a-z0-9]{1,16}")
 
 ENUMS = {"backend": ("local", "emr"), "psf_model": ("moffat",), "source_mode": ("cosmos",)}
 #: (min, max) inclusive, as in the DAG's Params
-NUMBERS = {"moffat_beta": (1.01, 10.0), "control_frac_train": (0.0, 0.99)}
-INTEGERS = {"core_instance_count": (1, 200), "target_file_mb": (1, 4096)}
+NUMBERS = {"moffat_beta": (1.01, 10.0), "control_frac_train": (0.0, 0.99), "target_wall_hours": (0.25, 48.0)}
+#: core_instance_count 0 = sized from the work (pipeline.sizing)
+INTEGERS = {"core_instance_count": (0, 200), "target_file_mb": (1, 4096)}
 INPUT_URIS = ("cosmos_bank_h5", "manifest_uri", "coadd_cache_prefix")
 
 
@@ -169,6 +170,8 @@ def check_form(params: Mapping[str, Any]) -> dict[str, Any]:
         out[field] = _string(field, values[field])
         if not INSTANCE_TYPE.fullmatch(out[field]):
             raise InputError(field, "must be an EC2 instance type such as m5.2xlarge")
+    if out["backend"] == "emr":
+        sizing.usable_vcpus(out["core_instance_type"])  # a type the sizing table knows, or refused here
     for field in INPUT_URIS:
         uri = _string(field, values[field])
         out[field] = storage.check_s3_uri(uri, field) if storage.is_s3(uri) else uri

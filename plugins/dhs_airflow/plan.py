@@ -6,18 +6,21 @@ output prefix outside the allowed roots fails the `plan` task with a message nam
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from pathlib import Path
 
 from dhs_airflow.form import check_form
 from emr_steps import steps
-from pipeline import storage
+from pipeline import sizing, storage
 from pipeline.config import allowed_output_roots as configured_output_roots
 from pipeline.config import check_output_prefix as config_check_output_prefix
 from pipeline.config import load_run_config, parse_bands
 from pipeline.gate.promote import last_promotion_of
 from pipeline.gate.thresholds import check_suite_policy
 from pipeline.lineage import safe_run_name
+from pipeline.manifest import task_count
 from pipeline.errors import InputError
 
 STEPS = ("inject", "compact", "validate")
@@ -41,7 +44,10 @@ DEFAULTS = {
     "emr_release_label": steps.SEED_CLUSTER["release_label"],
     "master_instance_type": steps.SEED_CLUSTER["master_instance_type"],
     "core_instance_type": steps.SEED_CLUSTER["core_instance_type"],
-    "core_instance_count": steps.SEED_CLUSTER["core_instance_count"],
+    # 0: sized from the manifest's task count, the cost model and target_wall_hours
+    # (pipeline.sizing); the seed's 34 stays one explicit value away
+    "core_instance_count": 0,
+    "target_wall_hours": 2.0,
     "emr_log_uri": steps.SEED_CLUSTER["log_uri"],
     "local_master": "local[2]",
     "target_file_mb": 256,
@@ -80,19 +86,46 @@ def drift_reference(output_prefix: str, run_config_variant: str) -> str | None:
 
 
 def start_run(params: dict, airflow_run_id: str | None = None) -> dict:
-    """The DAG's plan task: check and plan the run (`plan_run`, no I/O), then find the drift
-    reference (the last promotion of the same variant on this prefix, a read). The prefix's lock
-    is the next task's (dhs_airflow.lock)."""
-    plan = plan_run(params, airflow_run_id)
+    """The DAG's plan task: read the manifest's task count (for the cluster size), check and plan
+    the run (`plan_run`, no I/O), then find the drift reference (the last promotion of the same
+    variant on this prefix, a read). The prefix's lock is the next task's (dhs_airflow.lock)."""
+    stamps = task_count(check_form(params)["manifest_uri"])
+    plan = plan_run(params, airflow_run_id, stamps=stamps)
     reference = drift_reference(plan["dataset_uri"], plan["variant"])
     if reference:
-        plan = plan_run(params, airflow_run_id, reference_profile=reference)
+        plan = plan_run(params, airflow_run_id, reference_profile=reference, stamps=stamps)
     return plan
 
 
-def plan_run(params: dict, airflow_run_id: str | None = None, *, reference_profile: str | None = None) -> dict:
+def local_cores(master: str) -> int | None:
+    """Cores of a local[N] / local[*] master; None for a cluster master (its size is its own)."""
+    m = re.fullmatch(r"local\[(\d+|\*)\]", master)
+    if not m:
+        return None
+    return (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1))
+
+
+def size_cluster(params: dict, stamps: int | None) -> dict | None:
+    """The EMR core group for this run (pipeline.sizing): sized from the work when
+    core_instance_count is 0, else the explicit count with what the work would have needed. None
+    for the local backend, or when the task count is unknown (plan_run called without a manifest)."""
+    if params["backend"] != "emr":
+        return None
+    if stamps is None:
+        if int(params["core_instance_count"]) == 0:
+            raise InputError("core_instance_count", "0 (size from the work) needs the manifest's task count")
+        return None
+    explicit = int(params["core_instance_count"]) or None
+    return sizing.plan_cluster(stamps, target_wall_hours=float(params["target_wall_hours"]),
+                               core_instance_type=params["core_instance_type"],
+                               core_instance_count=explicit).as_dict()
+
+
+def plan_run(params: dict, airflow_run_id: str | None = None, *, reference_profile: str | None = None,
+             stamps: int | None = None) -> dict:
     """Everything the DAG's tasks need, as JSON-able values (pushed to XCom one key each). Pure:
-    reads the run config and suite files, touches no dataset (`start_run` does that)."""
+    reads the run config and suite files, touches no dataset (`start_run` does that and passes the
+    manifest's task count as `stamps`)."""
     params = check_form(params)  # every value checked, undeclared keys refused (dhs_airflow.form)
     backend = params["backend"]
     if backend not in ("local", "emr"):
@@ -112,8 +145,14 @@ def plan_run(params: dict, airflow_run_id: str | None = None, *, reference_profi
     params["force"] = True  # the seed's pair: keep a complete output of this very run, redo anything else
     params["skip_if_exists"] = True
     params["reference_profile"] = reference_profile
+    cluster = size_cluster(params, stamps)
+    cores = local_cores(params["local_master"])
+    planned = {"emr": cluster["planned_inject_core_hours"] if cluster else None,
+               "local": sizing.planned_step_core_hours("inject", stamps, cores)
+               if stamps is not None and cores else None}
 
-    definitions = {name: _STEP_BUILDERS[name](params) for name in STEPS}
+    definitions = {backend_: {name: _STEP_BUILDERS[name]({**params, "planned_core_hours": planned[backend_]})
+                              for name in STEPS} for backend_ in ("emr", "local")}
     python = sys.executable
     plan = {
         "backend": backend,
@@ -131,14 +170,15 @@ def plan_run(params: dict, airflow_run_id: str | None = None, *, reference_profi
             release_label=params["emr_release_label"],
             master_instance_type=params["master_instance_type"],
             core_instance_type=params["core_instance_type"],
-            core_instance_count=int(params["core_instance_count"]),
+            core_instance_count=cluster["core_instance_count"] if cluster else int(params["core_instance_count"]) or 1,
             log_uri=params["emr_log_uri"],
             code_prefix=params["code_prefix"],
             tags={"variant": params["variant"], "airflow_run": run_name},
         ),
         "local_env": steps.local_env(python),
+        "cluster": cluster,
     }
-    for name, defn in definitions.items():
-        plan[f"emr_{name}"] = [steps.to_emr_step(defn, params["code_prefix"])]
-        plan[f"local_{name}"] = steps.to_local_argv(defn, python=python, master=params["local_master"])
+    for name in STEPS:
+        plan[f"emr_{name}"] = [steps.to_emr_step(definitions["emr"][name], params["code_prefix"])]
+        plan[f"local_{name}"] = steps.to_local_argv(definitions["local"][name], python=python, master=params["local_master"])
     return plan
