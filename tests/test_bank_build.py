@@ -46,7 +46,10 @@ def test_bank_flux_is_sky_subtracted_stamp_sum_times_0p0421(hst_dir, tmp_path):
     # A bank stamp bigger than every source stamp keeps all of the galaxy's pixels: its flux must
     # equal the raw FITS stamp minus NOISE_MEAN, summed over the galaxy's clean mask, times the
     # factor (raw pixels read straight with astropy; the mask does not depend on the units).
-    report = build_bank([hst_dir / AEGIS], tmp_path / "b.h5", stamp_size_pix=200, hlr_min_arcsec=0.0, hlr_max_arcsec=5.0)
+    # The units are the point here, so the bank is built without the denoising (which changes the
+    # pixels inside the mask: tests/test_bank_denoise.py).
+    report = build_bank([hst_dir / AEGIS], tmp_path / "b.h5", stamp_size_pix=200, hlr_min_arcsec=0.0, hlr_max_arcsec=5.0,
+                        denoise=False)
     cat = fits.getdata(hst_dir / AEGIS, 1)
     for k in report.kept:
         row = int(k.origin.split(" row ")[1].split()[0])
@@ -60,8 +63,10 @@ def test_native_magnitude_reproduced_from_the_bank_stamp(hst_dir, tmp_path):
     """Each real galaxy's magnitude from its clean bank stamp against the catalogue's own F814W MAG
     (an independent measurement on the same HST data). COSMOS (MAG = SExtractor mag_auto):
     within 0.1 mag (measured -0.03, -0.05: a Kron aperture and a grown isophote do not enclose
-    exactly the same light). AEGIS: within 0.2 mag (measured 0.00 to +0.18; its MAG is brighter
-    than even the whole raw stamp's sum, so it counts light beyond the stamp)."""
+    exactly the same light). AEGIS: within 0.25 mag (measured -0.01 to +0.21; its MAG is brighter
+    than even the whole raw stamp's sum, so it counts light beyond the stamp). The denoising
+    (pipeline.bank.denoise) moves these by -0.007 to +0.027 mag against the noisy clean stamp
+    (the two COSMOS galaxies by <= 0.001): the bound was 0.2 before it (measured 0.00 to +0.18)."""
     report = build_bank([hst_dir / AEGIS, hst_dir / COSMOS], tmp_path / "m.h5")
     bank_path = tmp_path / "m.h5"
     import h5py
@@ -76,7 +81,7 @@ def test_native_magnitude_reproduced_from_the_bank_stamp(hst_dir, tmp_path):
     print("bank mag - catalogue MAG:", {o.split()[0] + o.split(" row ")[1][:2]: round(d, 3) for o, d in diffs.items()})
     assert len(diffs) == 7
     for origin, d in diffs.items():
-        assert abs(d) < (0.2 if origin.startswith("AEGIS") else 0.1), (origin, d)
+        assert abs(d) < (0.25 if origin.startswith("AEGIS") else 0.1), (origin, d)
 
 
 def test_all_seven_real_galaxies_enter_the_bank(hst_dir, tmp_path):
@@ -107,7 +112,8 @@ def test_measured_hlr_agrees_with_catalogue_sersic_hlr(hst_dir, tmp_path):
 
 def test_gal_hdu_defect_is_repaired_with_a_warning(hst_dir, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="pipeline.bank.galsim_catalog"):
-        report = build_bank([hst_dir / COSMOS], tmp_path / "c.h5", stamp_size_pix=200)
+        # without the denoising: the flux below is checked against the raw pixels
+        report = build_bank([hst_dir / COSMOS], tmp_path / "c.h5", stamp_size_pix=200, denoise=False)
     first = next(k for k in report.kept if k.ident == "97475")
     assert first.origin.endswith("row 0 HDU 1") and "repaired 2 -> 1" in first.note
     messages = " ".join(r.getMessage() for r in caplog.records)
