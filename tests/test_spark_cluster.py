@@ -67,8 +67,25 @@ TARGET_FILE_MB = 0.05
 #: arc_snr_p5) and passes every other one.
 SUITE_BASE = "demo"
 SIZE_DEPENDENT = re.compile(r"^(arc_snr|cosmos_unique_sources$)")
-#: timings for the report (printed at the end of the module)
+#: timings and fault-tolerance evidence, written to test-artifacts/spark_cluster/report.json
 TIMINGS: dict[str, float] = {}
+EVIDENCE: dict[str, object] = {}
+ARTIFACTS = REPO / "test-artifacts" / "spark_cluster"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    import os
+
+    t0, load0 = time.perf_counter(), os.getloadavg()
+    yield
+
+    TIMINGS["module_s"] = time.perf_counter() - t0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    doc = {"timings_s": {k: round(v, 1) for k, v in TIMINGS.items()}, "load_average_start": load0, "load_average_end": os.getloadavg(),
+           "cpus": os.cpu_count(), **EVIDENCE}
+    (ARTIFACTS / "report.json").write_text(json.dumps(doc, indent=1, default=str))
+    print("\nspark cluster report: " + json.dumps(doc["timings_s"]) + f" load {doc['load_average_end']}")
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -193,8 +210,8 @@ def submit(defn, cluster, node, workdir: Path, *, watch=None, timeout: float = 9
                 if watch is not None and watched is None:
                     try:
                         watched = watch(f"http://127.0.0.1:{ui_port}") or None
-                    except OSError:
-                        pass  # the driver UI is not up yet (or already gone)
+                    except (OSError, ValueError, KeyError):
+                        pass  # the driver UI is not up yet ("Spark is starting up"), or already gone
                 time.sleep(0.1)
         finally:
             if proc.poll() is None:
@@ -441,6 +458,7 @@ def test_killed_worker_during_inject_gives_identical_rows(spark_cluster, node_py
     run = submit(inject_defn(tiny, s3_inputs, out), spark_cluster, node_python, tmp_path / "submit", watch=kill_mid_inject)
     TIMINGS["inject_killed_worker_s"] = run.wall_s
     ev = event_summary(run.events)
+    EVIDENCE["inject_killed_worker"] = {"kill": run.watched, "event_log": ev}
     print(f"\nkilled during inject: {json.dumps(run.watched, default=str)}\nevent log: {json.dumps(ev)}")
     assert run.watched, "the step finished before a worker could be killed mid-injection"
     killed = run.watched["killed"]
@@ -496,6 +514,7 @@ def test_killed_executor_during_compaction_gives_identical_data(spark_cluster, n
                  tmp_path / "submit", watch=kill_mid_compact)
     TIMINGS["compact_killed_executor_s"] = run.wall_s
     ev = event_summary(run.events)
+    EVIDENCE["compact_killed_executor"] = {"kill": run.watched, "event_log": ev}
     print(f"\nkilled during compaction: {json.dumps(run.watched, default=str)}\nevent log: {json.dumps(ev)}")
     assert run.watched, "the compaction finished before an executor could be killed"
     assert any("CoarseGrainedExecutorBackend" in k for k in run.watched["killed"])
@@ -510,4 +529,3 @@ def test_killed_executor_during_compaction_gives_identical_data(spark_cluster, n
     assert set(after) == set(before) and all(after[t] == before[t] for t in before)
     # the worker lives on and got a new executor
     assert spark_cluster.nodes[run.watched["worker"]].alive()
-    print("\ntimings (s): " + json.dumps({k: round(v, 1) for k, v in TIMINGS.items()}))
