@@ -211,3 +211,61 @@ def test_stored_rows_roundtrip_parquet_exactly_and_fit_40_kb(stamps):
             else:
                 assert np.asarray(got, dtype=np.float32).tobytes() == s[name].tobytes()
     assert len(buf.getvalue()) / len(stored) < 40 * 1024
+
+
+# --- issue 20, mutation survivors: inputs the tests above do not feed (a one-pixel band, a band
+# whose size is no multiple of 64 x 64, bands of only NaN/inf or negative values, float64 or list
+# input). Expected values by hand from the module docstring: arc step = min(2^-14,
+# 2^(e - 1 - 11)) with peak = f 2^e, 0.5 <= f < 1; invvar keeps 10 mantissa bits, half to even.
+
+S14 = 2.0 ** -14
+def test_a_one_pixel_band():
+    # peak 0.3 = 0.6 x 2^-1: step min(2^-14, 2^-13) = 2^-14; 0.3 / 2^-14 = 4915.2 -> 4915 steps
+    for values in ([0.3], np.array([0.3]), np.float32([0.3])):
+        got = quantize_arc(values)
+        assert got.dtype == np.float32 and got.shape == (1,)
+        assert got[0] == 4915 * S14
+
+
+def test_a_band_of_three_pixels_is_one_band():
+    # peak 0.3 names step 2^-14 for the whole band: 1e-4 = 1.6384 steps -> 2 steps (a band of its
+    # own would have been kept near 1e-4 on 2^-25)
+    got = quantize_arc(np.float32([1e-4, 0.3, 0.0]))
+    assert got.tolist() == [2 * S14, 4915 * S14, 0.0]
+
+
+def test_explicit_pixels_per_band_splits_bands():
+    # the same three values as three bands of one pixel: 1e-4 = 0.8192 x 2^-13 -> step 2^-25
+    got = quantize_arc(np.float32([1e-4, 0.3, 0.0]), pixels_per_band=1)
+    assert got[0] == np.rint(np.float32(1e-4) / 2.0 ** -25) * 2.0 ** -25
+    assert abs(float(got[0]) - 1e-4) <= 2.0 ** -26
+    assert got[1:].tolist() == [4915 * S14, 0.0]
+
+
+@pytest.mark.parametrize("band, step", [
+    ([np.nan, np.inf, -np.inf], S14),            # nothing finite: the image's grid
+    ([0.0, 0.0], S14),                           # all zero
+    ([0.0, -0.003, 0.001, np.nan], 2.0 ** -20),  # |-0.003| = 0.768 x 2^-8: 2^(-8 - 12)
+    ([2.0 ** -10], 2.0 ** -21),                  # 0.5 x 2^-9: 2^(-9 - 12)
+    ([0.75, 100.0], S14),                        # capped at 2^-14
+])
+def test_step_of_stored_arc_by_hand(band, step):
+    assert step_of_stored_arc(np.float32(band)) == step
+    assert step_of_stored_arc(list(band)) == step
+
+
+def test_a_band_of_only_nonfinite_values_passes_through():
+    got = quantize_arc(np.float32([np.nan, np.inf, -np.inf]))
+    assert np.isnan(got[0]) and got[1] == np.inf and got[2] == -np.inf
+
+
+def test_float64_and_list_inputs_are_rounded_as_their_float32_values():
+    # invvar 1 + 2^-11 + 2^-12 (between 1 + 2^-10 x {0, 1}, above the half): rounds up to 1 + 2^-10
+    x = [1.0 + 2.0 ** -11 + 2.0 ** -12, 3.0, 0.0, 2.0 ** -130]
+    for values in (x, np.array(x, np.float64)):
+        got = quantize_invvar(values)
+        assert got.dtype == np.float32 and got.shape == (4,)
+        assert got[0] == 1.0 + 2.0 ** -10 and got[1] == 3.0 and got[2] == 0.0
+        assert got[3] == np.float32(2.0 ** -130)  # a subnormal is left as it is (never becomes 0)
+    got = quantize_image(np.array([0.4 * S14, 2.5 * S14, 0.0123456], np.float64))
+    assert got.dtype == np.float32 and got.tolist() == [0.0, 2 * S14, round(0.0123456 / S14) * S14]
