@@ -49,6 +49,8 @@ COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 PG_BINDIRS = ("/usr/local/bin", "/usr/lib/postgresql/15/bin")
+#: every service's log and the task logs of the last run, kept after the tmp dirs go (gitignored)
+ARTIFACTS = REPO / "test-artifacts" / "airflow_production"
 
 # ----------------------------------------------------------------------------------------------
 # The substitution table: compose -> processes on this machine. Keep it explicit and small.
@@ -602,7 +604,11 @@ def airflow_services(tmp_path_factory, airflow_services_env):
     finally:
         services.stop()
         pg.stop()
-        print(f"\nairflow stack logs: {logs}; timings: "
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        shutil.copytree(logs, ARTIFACTS / "services")
+        if (workdir / "logs").is_dir():
+            shutil.copytree(workdir / "logs", ARTIFACTS / "task_logs")
+        print(f"\nairflow stack logs: {ARTIFACTS}; timings: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in services.timings.items()))
         if services.orphans:
             pytest.fail(f"processes left after the services stopped (killed now): {services.orphans}")

@@ -22,6 +22,9 @@ FAILED when the test asks for a failure):
 
 `fail_kinds` marks the named steps FAILED without running them (a crashed Spark job).
 
+`prepare(variant)` runs the local validation ahead (e.g. in a thread while the DAG's first tasks
+run); the validate step then reuses it instead of running Spark while the DAG waits.
+
 `hold` (optional) keeps each step RUNNING on moto, its outputs already written, until
 `hold(step)` returns true (or `hold_timeout` passes, recorded in `errors`): the production-shaped
 test (tests/test_airflow_production.py) holds every step until its deferrable sensor has DEFERRED
@@ -108,6 +111,8 @@ class EmrSimulator:
         self._seen: set[str] = set()
         self._work = Path(tempfile.mkdtemp(prefix="dhs_emr_sim_"))
         self._local_case: tuple[Path, Path] | None = None
+        self._validated: dict[str, dict] = {}
+        self._lock = threading.RLock()  # local_case / the local validation: the loop and prepare()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -198,11 +203,28 @@ class EmrSimulator:
 
     def local_case(self) -> tuple[Path, Path]:
         """(dataset D, manifest M) written locally by tests/gate_factories.py, once."""
-        if self._local_case is None:
-            from tests.gate_factories import make_case
+        with self._lock:
+            if self._local_case is None:
+                from tests.gate_factories import make_case
 
-            self._local_case = make_case(self._work, self.defect)
-        return self._local_case
+                self._local_case = make_case(self._work, self.defect)
+            return self._local_case
+
+    def prepare(self, variant: str) -> None:
+        """Validate the local rows with suite `variant` now; the validate step reuses the result."""
+        self._local_validation(variant)
+
+    def _local_validation(self, variant: str) -> dict:
+        from pipeline.gate.validate import validate_dataset
+
+        with self._lock:
+            if variant not in self._validated:
+                local_dataset, local_manifest = self.local_case()
+                local_out = self._work / f"validation_{variant}"
+                validate_dataset(str(local_dataset), manifest_uri=str(local_manifest), variant=variant,
+                                 out_dir=str(local_out), spark=self.spark, build_docs=False, build_report=False)
+                self._validated[variant] = json.loads((local_out / "validation.json").read_text())
+            return json.loads(json.dumps(self._validated[variant]))
 
     # ------------------------------------------------------------------ the steps
 
@@ -248,14 +270,9 @@ class EmrSimulator:
     def _do_validate(self, args: list[str]) -> None:
         from pipeline import storage
         from pipeline.gate import datasets
-        from pipeline.gate.validate import validate_dataset
 
         dataset_uri, variant, out = _arg(args, "--dataset"), _arg(args, "--variant"), _arg(args, "--out")
-        local_dataset, local_manifest = self.local_case()
-        local_out = self._work / f"validation_{variant}"
-        validate_dataset(str(local_dataset), manifest_uri=str(local_manifest), variant=variant, out_dir=str(local_out),
-                         spark=self.spark, build_docs=False, build_report=False)
-        doc = json.loads((local_out / "validation.json").read_text())
+        doc = self._local_validation(variant)
         run = _arg(args, "--pipeline-run")
         if run:  # what the real step opens: exactly the run's compaction
             from pipeline import lineage
