@@ -60,13 +60,15 @@ REGION = "us-east-2"
 PARTITIONS = 3
 #: small compacted files, so compaction range-partitions (a shuffle) instead of coalescing
 TARGET_FILE_MB = 0.05
-#: The gate suite for the tiny steps survey: the demo suite without the checks that need the demo's
-#: data size: the arc_snr bands (the 256-pixel bricks' star masks cover most of the 17
-#: injections' centres, see tests/airflow_fixtures.py TINY_SURVEY) and cosmos_unique_sources >= 10
-#: (a 12-galaxy bank). On this data a local[2] run fails 8 of these 9 demo checks too (all but
-#: arc_snr_p5) and passes every other one.
+#: The tiny steps survey's gate suite is its run config's minimum, demo (a weaker one fails
+#: suite_policy). Its checks that need the demo's data size cannot pass on 24 rows: the arc_snr
+#: bands (the 256-pixel bricks' star masks cover most of the 17 injections' centres, see
+#: tests/airflow_fixtures.py TINY_SURVEY) and cosmos_unique_sources >= 10 (a 12-galaxy bank). A
+#: local[2] run fails 8 of them on these rows (all but arc_snr_p5) and passes every other check.
 SUITE_BASE = "demo"
 SIZE_DEPENDENT = re.compile(r"^(arc_snr|cosmos_unique_sources$)")
+LOCAL_DEMO_FAILURES = sorted(["arc_snr_p25", "arc_snr_p50", "arc_snr_p75", "arc_snr_p95", "arc_snr_gt1_fraction",
+                              "arc_snr_gt10_fraction", "arc_snr_footprint_p50", "cosmos_unique_sources"])
 #: timings and fault-tolerance evidence, written to test-artifacts/spark_cluster/report.json
 TIMINGS: dict[str, float] = {}
 EVIDENCE: dict[str, object] = {}
@@ -257,6 +259,15 @@ def rows_by_task(data_dir) -> dict[str, dict]:
     return by_id
 
 
+def file_layout(data_dir) -> dict[str, list[list[str]]]:
+    """split -> the task ids of each file, files in part order."""
+    out: dict[str, list[list[str]]] = {}
+    for f in sorted(Path(data_dir).glob("region_split=*/part-*.parquet")):
+        split = f.parent.name.split("=", 1)[1]
+        out.setdefault(split, []).append(pq.read_table(f, columns=["task_id"]).column("task_id").to_pylist())
+    return out
+
+
 def _alive(p) -> bool:
     import psutil
 
@@ -401,30 +412,31 @@ def test_compact_on_the_cluster_keeps_every_row(cluster_inject, cluster_compact)
     print(f"\ncluster compact: {dir_stats(str(cluster_inject['data']))[0]} -> {files} files in {cluster_compact.wall_s:.1f} s")
 
 
-def test_validate_on_the_cluster_passes_the_gate(spark_cluster, node_python, cluster_inject, cluster_compact, tiny):
+def test_validate_on_the_cluster_runs_the_demo_gate(spark_cluster, node_python, cluster_inject, cluster_compact, tiny):
+    """The validation step on the cluster, with the tiny survey's suite (its run config's
+    minimum, demo: a weaker suite is refused by the suite policy): exit 0, validation.json
+    written, the row contract and every check the data's size allows pass; the only failures
+    are the size-dependent checks, which local[2] fails on these rows too."""
     from emr_steps.steps import validate_step
 
-    import yaml
-
-    from pipeline.gate.thresholds import thresholds_path
-
     root = cluster_inject["root"]
-    suite = yaml.safe_load(thresholds_path(SUITE_BASE).read_text())
-    dropped = [c["name"] for c in suite["checks"] if SIZE_DEPENDENT.match(c["name"])]
-    suite["checks"] = [c for c in suite["checks"] if not SIZE_DEPENDENT.match(c["name"])]
-    suite["variant"] = "demo-tiny"
-    suite_path = root.parent / "demo_tiny.yaml"
-    suite_path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    assert len(dropped) == 9 and len(suite["checks"]) >= 20
-    run = submit(validate_step({"output": str(root), "manifest": str(tiny.manifest), "gate_suite": str(suite_path),
+    run = submit(validate_step({"output": str(root), "manifest": str(tiny.manifest), "gate_suite": SUITE_BASE,
                                 "validation_run": "cluster"}), spark_cluster, node_python, root.parent / "submit_validate")
     TIMINGS["validate_s"] = run.wall_s
     assert run.returncode == 0, run.log[-5000:]
     doc = json.loads((root / "validation" / "cluster" / "validation.json").read_text())
-    assert doc["passed"] is True, doc["failures"]
-    assert {e["name"] for e in doc["expectations"]} >= {c["name"] for c in suite["checks"]}
-    assert all(e["success"] for e in doc["expectations"])
-    print(f"\ncluster validate ({SUITE_BASE} suite minus {dropped}): passed in {run.wall_s:.1f} s")
+    assert sum(doc["dataset"]["rows_per_split"].values()) == tiny.n_tasks
+    assert doc["dataset"]["content_checksum"] == cluster_compact.summary()["content_checksum"]  # the compacted rows
+    results = {e["name"]: e["success"] for e in doc["expectations"]}
+    failed = sorted(n for n, ok in results.items() if not ok)
+    passed = sorted(n for n, ok in results.items() if ok)
+    assert failed == LOCAL_DEMO_FAILURES, doc["failures"]  # local[2]'s verdict on the same rows
+    assert len(passed) >= 20 and {"nothing_lost", "nothing_lost_total", "cutout_success_rate", "magnification_physical",
+                                  "no_lrg_in_two_splits", "shortcut_probe"} <= set(passed)
+    assert not [f for f in doc["failures"] if not SIZE_DEPENDENT.match(f.split(":")[0])], doc["failures"]
+    EVIDENCE["validate"] = {"failed": failed, "passed": len(passed)}
+    print(f"\ncluster validate ({SUITE_BASE} suite) in {run.wall_s:.1f} s: {len(passed)} checks pass; "
+          f"size-dependent failures {failed}")
 
 
 # ---------------------------------------------------------------------- fault tolerance
@@ -523,8 +535,10 @@ def test_killed_executor_during_compaction_gives_identical_data(spark_cluster, n
     undisturbed = cluster_compact.summary()
     summary = run.summary()
     assert Path(summary["data"]).name == Path(undisturbed["data"]).name  # same content address
-    assert summary["content_checksum"] == undisturbed["content_checksum"]
+    # the rows, and which rows each file holds; not the files' checksum (content_checksum): every
+    # write names its files with a fresh job UUID, undisturbed or not
     assert content_hash(summary["data"]) == content_hash(undisturbed["data"])
+    assert file_layout(summary["data"]) == file_layout(undisturbed["data"])
     before, after = rows_by_task(undisturbed["data"]), rows_by_task(summary["data"])
     assert set(after) == set(before) and all(after[t] == before[t] for t in before)
     # the worker lives on and got a new executor
