@@ -269,3 +269,15 @@ def test_float64_and_list_inputs_are_rounded_as_their_float32_values():
         assert got[3] == np.float32(2.0 ** -130)  # a subnormal is left as it is (never becomes 0)
     got = quantize_image(np.array([0.4 * S14, 2.5 * S14, 0.0123456], np.float64))
     assert got.dtype == np.float32 and got.tolist() == [0.0, 2 * S14, round(0.0123456 / S14) * S14]
+
+
+def test_quantize_arc_keeps_a_3d_shape_band_by_band():
+    # [band, y, x]: three 64 x 64 bands with peaks 0.3, 1e-4 and 0 (steps 2^-14, 2^-25, 2^-14)
+    a = np.zeros((3, 64, 64), np.float32)
+    a[0, 5, 5], a[0, 6, 6] = 0.3, 1e-4
+    a[1, 7, 7] = 1e-4
+    got = quantize_arc(a)
+    assert got.shape == (3, 64, 64)
+    assert got[0, 5, 5] == 4915 * S14 and got[0, 6, 6] == 2 * S14
+    assert abs(float(got[1, 7, 7]) - 1e-4) <= 2.0 ** -26 and got[1, 7, 7] != 2 * S14
+    assert not got[2].any()
