@@ -184,3 +184,25 @@ def test_manifest_identity_passes_n_examples_on(n_examples):
     assert rec["dup_examples"] == ["a", "b", "c"][:n_examples]
     assert rec["multi_ex"] == [1, 2, 3][:n_examples] and rec["shared_ex"] == [1, 2, 3][:n_examples]
     assert (rec["dup_rows"], rec["multi_split"], rec["shared"]) == (6, 3, 3)
+
+
+def test_nan_in_a_pandas_column_is_null_and_a_non_string_task_id_is_refused():
+    # pandas writes a missing string or id as NaN: it is a NULL (skipped), as Spark reads it
+    rows = [("t", 5, None, True), ("u", None, "val", False)]
+    got = spark_xxhash64(["t", "u"], [5.0, np.nan], [np.nan, "val"], [True, False])
+    np.testing.assert_array_equal(got, _expected(rows))
+    # an integer task_id would hash as a long in Spark, not as its digits: refused, not stringified
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        spark_xxhash64([1, 2], [5, 6], ["val", "val"], [True, False])
+
+
+def test_leakage_ignores_nulls_per_column_and_lists_ids_ascending():
+    from pipeline.task_identity import lrg_leakage
+
+    # 30 and 10 both in two splits, listed ascending whatever the row order; 20's second row has
+    # no split but its role still counts (control and injection host); 40 has only NULL roles
+    lrg = [30, 30, 10, 10, 20, 20, 40, 40]
+    split = ["train", "val", "val", "test", "train", None, "test", "test"]
+    ctl = [False, False, False, False, True, False, None, None]
+    assert lrg_leakage(lrg, split, ctl) == {"multi_split": 2, "multi_ex": [10, 30], "shared": 1, "shared_ex": [20]}
+    assert lrg_leakage(lrg, split, ctl, n_examples=1)["multi_ex"] == [10]

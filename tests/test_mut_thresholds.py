@@ -202,3 +202,29 @@ def test_exactly_five_gaps_are_all_listed(tmp_path, monkeypatch):
         check_suite_policy("weak5", "floor")
     assert e.value.problem.endswith("; ".join(f"c{i} (m{i}, split) must be >= 1; weak5 has: c{i} >= 0"
                                               for i in range(5)))
+
+
+def test_every_same_metric_check_is_listed_and_six_gaps_say_one_more(tmp_path, monkeypatch):
+    minimum = _th("floor", Check("rate", "ok_rate", "split", 0.9, None))
+    suite = _th("mine", Check("r1", "ok_rate", "split", 0.5, None), Check("r2", "ok_rate", "split", 0.6, None))
+    assert strictness_gaps(suite, minimum) == ["rate (ok_rate, split) must be >= 0.9; mine has: r1 >= 0.5, r2 >= 0.6"]
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    _write(tmp_path, "floor", "".join(f"  - {{name: c{i}, metric: m{i}, min: 1}}\n" for i in range(7)))
+    _write(tmp_path, "weak6", "".join(f"  - {{name: c{i}, metric: m{i}, min: {0 if i < 6 else 1}}}\n"
+                                      for i in range(7)))
+    with pytest.raises(InputError) as e:
+        check_suite_policy("weak6", "floor")
+    assert e.value.problem.endswith("c4 (m4, split) must be >= 1; weak6 has: c4 >= 0; and 1 more")
+
+
+def test_no_known_variants_says_none(tmp_path, monkeypatch):
+    from pipeline.gate import thresholds
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(ENV_VAR, str(empty))
+    monkeypatch.setattr(thresholds, "SOURCE_DIR", empty)
+    monkeypatch.setattr(thresholds, "INSTALLED_SUBDIR", tmp_path / "not-installed")
+    with pytest.raises(InputError) as e:
+        thresholds_path("demo")
+    assert "(known variants: none; set $DHS_EXPECTATIONS_DIR to the suites folder)" in e.value.problem
