@@ -206,3 +206,25 @@ def test_leakage_ignores_nulls_per_column_and_lists_ids_ascending():
     ctl = [False, False, False, False, True, False, None, None]
     assert lrg_leakage(lrg, split, ctl) == {"multi_split": 2, "multi_ex": [10, 30], "shared": 1, "shared_ex": [20]}
     assert lrg_leakage(lrg, split, ctl, n_examples=1)["multi_ex"] == [10]
+
+
+def test_examples_listed_as_many_as_the_gates_exact_check_lists():
+    """When the rows are the manifest's tasks the gate reports the manifest's record instead of its
+    exact shuffle (pipeline.gate.profile._uniqueness_and_leakage): both must list the same number
+    of example ids."""
+    import inspect
+
+    from pipeline.gate.profile import _uniqueness_and_leakage
+    from pipeline.task_identity import duplicate_task_ids, lrg_leakage
+
+    n = inspect.signature(_uniqueness_and_leakage).parameters["n_examples"].default
+    k = n + 2
+    ids = [f"t{i}" for i in range(k) for _ in range(2)]
+    lrg = [i for i in range(k) for _ in range(2)]
+    split = ["train", "val"] * k
+    ctl = [True, False] * k
+    rec = manifest_identity(ids, lrg, split, ctl)
+    assert rec["dup_examples"] == [f"t{i}" for i in range(n)]
+    assert rec["multi_ex"] == rec["shared_ex"] == list(range(n))
+    assert duplicate_task_ids(ids)[1] == [f"t{i}" for i in range(n)]
+    assert lrg_leakage(lrg, split, ctl)["multi_ex"] == list(range(n))
