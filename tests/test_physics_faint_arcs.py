@@ -5,7 +5,7 @@ their sources are the faintest real galaxies of the bank (AEGIS F814W 24.8-24.9,
 
 Truth: a fresh lenstronomy ImageModel at supersampling 32 with the PSF convolved on the sub-grid
 (`lenstronomy_image_model_render`). Supersampling 8 is NOT converged for these sources: it is up to
-1.5% L1 from supersampling 32 on them (16 is within 0.02-0.4%), so it cannot judge a 1% bound.
+1.5% L1 from supersampling 32 on them (16 is within 0.01-0.43%), so it cannot judge a 1% bound.
 Measured (stored = the render rounded by pipeline.pixels.quantize_arc, as every row is): 0.69%,
 0.84%, 0.66% with the denoised bank; 1.16%, 0.77%, 0.89% with the noisy clean stamps (planted:
 `build_bank(..., denoise=False)` fails the first row).
