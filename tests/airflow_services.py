@@ -88,11 +88,17 @@ ENV_KEYS = {
     "NUMBA_CACHE_DIR": "path",
 }
 
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet  # noqa: PLC0415
+
+    return Fernet.generate_key().decode()
+
+
 #: the variables compose requires from the environment (`${VAR:?...}`) -> how this fixture makes them
 SECRETS = {
     "POSTGRES_PASSWORD": lambda: pysecrets.token_hex(16),
     "AIRFLOW_JWT_SECRET": lambda: pysecrets.token_hex(64),
-    "AIRFLOW_FERNET_KEY": lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode(),
+    "AIRFLOW_FERNET_KEY": _fernet_key,
     "AIRFLOW_API_SECRET_KEY": lambda: pysecrets.token_hex(64),
 }
 
