@@ -60,4 +60,4 @@ MUTANTS ?=
 mutate: env
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements-mutate.lock
 	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
-	$(BIN)/python scripts/mutation_report.py mutation_report.md
+	$(BIN)/python scripts/mutation_report.py mutation_report.md $(MUTANTS)

@@ -1,8 +1,9 @@
 """Summarise a mutmut run (`make mutate`): killed / total per module and every survivor with its
 diff, written to mutation_report.md (and printed). Reads `mutmut results --all true`.
 
-`python scripts/mutation_report.py [out.md] [module-prefix ...]`: with prefixes (e.g.
-`pipeline.pixels`) only those modules are reported. Diffs come from mutmut's own
+`python scripts/mutation_report.py [out.md] [module-prefix or mutant name ...]`: with prefixes
+(e.g. `pipeline.pixels`, or make mutate's `MUTANTS='pipeline.pixels*'`) only those modules are
+reported (a one-module run leaves every other module "not checked"). Diffs come from mutmut's own
 `get_diff_for_mutant` in this process (one `mutmut show` per survivor took ~10 s each on a loaded
 2-core VM); `mutmut show` is the fallback."""
 
@@ -36,7 +37,7 @@ def main(out: str = "mutation_report.md", *prefixes: str) -> int:
             continue
         name, status = m.group(1), m.group(2).strip()
         module = re.split(r"\.x[_ǁ]", name, maxsplit=1)[0]
-        if prefixes and not any(module.startswith(p) for p in prefixes):
+        if prefixes and not any(module.startswith(p.rstrip("*")) or p.startswith(module + ".") for p in prefixes):
             continue
         by_module[module][status] += 1
         if status in ("survived", "no tests", "suspicious", "timeout"):
