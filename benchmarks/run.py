@@ -16,6 +16,8 @@ BENCHMARKS = {
     "injection": "benchmarks.injection_bench",
     "storage": "benchmarks.storage_bench",
     "e2e": "benchmarks.e2e_bench",
+    # the whole pipeline's cost per stamp as ratios to the in-process row (issue 17)
+    "pipeline": "benchmarks.pipeline_bench",
 }
 
 
