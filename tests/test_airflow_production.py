@@ -7,6 +7,22 @@ the cluster. The run is triggered through the REST API on the EMR backend, the d
 sensors hand their wait to the real triggerer, the run ends promoted and the consumer DAG starts on
 the Asset event, all scheduled by the real scheduler, tasks run by the executor from the
 serialized DAG. The `airflow dags test` tests (SQLite, triggers run inline, one process) stay.
+
+What this found that `dags test` on SQLite hid (issue 19):
+- the compose stack could not start: Airflow 3 opens the metadata DB through an async engine too
+  (postgresql+psycopg2 -> postgresql+asyncpg) and the lock had no asyncpg, so `airflow db migrate`
+  died with "No module named 'asyncpg'" (fixed: asyncpg in requirements.in/.lock);
+- Airflow 3.3 fails a resumed deferrable task when the trigger fires before the scheduler has
+  drained the executor's success event of the deferring attempt ("finished with state success,
+  but the task instance's state attribute is running" -> FAILED; apache/airflow#71580, #72716,
+  PR #71579 open). The test releases each EMR step only after that event (see the hold below);
+- a task's first execution-API call (5 s timeout) can time out on a loaded machine and fail the
+  task before it runs; the test raises the timeout (AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT);
+- the first AWS trigger in a fresh triggerer blocks its event loop while botocore loads (the
+  triggerer logs "event loop appears deadlocked" under load): tens of seconds, not a failure.
+The DAGs and our operators needed no change: serialization, XCom-templated EMR arguments, the
+setup/teardown pair, the Asset event's extra and the consumer's verification all work as deployed.
+Logs and timings of the last run: test-artifacts/airflow_production/.
 """
 
 from __future__ import annotations
