@@ -245,7 +245,9 @@ def write_manifest(root: Path, tasks_per_split: dict | None = None, identity: di
                                  "region_split": pa.array(list(tasks["region_split"]), pa.string()),
                                  "is_control": pa.array(np.asarray(tasks["is_control"], bool))}),
                        root / "manifest.parquet")
-    doc = {"run_config": load_run_config("demo").to_dict(), "tasks_per_split": tasks_per_split or dict(SPLIT_ROWS)}
+    per_split = tasks_per_split or dict(SPLIT_ROWS)
+    doc = {"run_config": load_run_config("demo").to_dict(), "tasks_per_split": per_split,
+           "n_tasks": int(sum(v["tasks"] if isinstance(v, dict) else v for v in per_split.values()))}
     if identity is not None:
         doc["identity"] = identity
     (root / "manifest.json").write_text(json.dumps(doc, indent=1))

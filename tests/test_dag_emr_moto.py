@@ -41,8 +41,11 @@ def moto_server():
             mp.setenv(k, v)
         import boto3
 
-        boto3.client("s3", region_name=REGION).create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        # the plan sizes the cluster from the manifest's task count (pipeline.sizing, issue 19);
+        # the simulator plays the steps, so only manifest.json is needed
+        s3.put_object(Bucket=BUCKET, Key="inputs/manifest/manifest.json", Body=json.dumps({"n_tasks": 6000}).encode())
         yield {"url": url, "env": aws_env}
     server.stop()
 
@@ -135,7 +138,7 @@ def test_emr_gate_passes_promotes_and_terminates(airflow_home, emr_env, moto_ser
     assert cluster["ReleaseLabel"] == "emr-7.6.0"
     groups = {g["InstanceGroupType"]: g for g in emr.list_instance_groups(ClusterId=cluster_id)["InstanceGroups"]}
     assert groups["MASTER"]["InstanceType"] == "m5.xlarge" and groups["MASTER"]["RequestedInstanceCount"] == 1
-    assert groups["CORE"]["InstanceType"] == "m5.2xlarge" and groups["CORE"]["RequestedInstanceCount"] == 34
+    assert groups["CORE"]["InstanceType"] == "m5.2xlarge" and groups["CORE"]["RequestedInstanceCount"] == 2  # sized from 6,000 tasks: the minimum (pipeline.sizing)
 
     # the three steps, in order, as EMR received them
     assert [s.kind for s in sim.steps] == ["inject", "compact", "validate"], [s.name for s in sim.steps]

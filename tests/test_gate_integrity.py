@@ -271,11 +271,11 @@ def test_unlock_command(tmp_path, capsys):
 def test_drift_reference_is_the_last_promotion_of_the_variant(promoted, monkeypatch):
     from dhs_airflow.plan import DEFAULTS, drift_reference, start_run
 
-    d, _, val, _ = promoted
+    d, m, val, _ = promoted
     assert drift_reference(str(d), "demo") == str(val / "profile.json")
     assert drift_reference(str(d), "v5_cosmos_production") is None
     monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", str(d.parent))
-    plan = start_run({**DEFAULTS, "output_prefix": str(d)}, airflow_run_id="manual__drift")
+    plan = start_run({**DEFAULTS, "output_prefix": str(d), "manifest_uri": str(m)}, airflow_run_id="manual__drift")
     assert plan["reference_profile"] == str(val / "profile.json")
     assert "--reference-profile" in plan["local_validate"]
     assert plan["local_validate"][plan["local_validate"].index("--reference-profile") + 1] == str(val / "profile.json")
