@@ -1,7 +1,7 @@
 """Whole-pipeline benchmark (issue 17; not a test): what a stamp costs in each step, as ratios to
 the in-process row measured in the same run, and the seed's run in m5.2xlarge node-hours.
 
-  .venv/bin/python -m benchmarks.pipeline_bench [--tasks 300,1500] [--bricks 6] [--runs 2]
+  .venv/bin/python -m benchmarks.pipeline_bench [--tasks 500,4500] [--bricks 18] [--runs 3]
 
 1. Inputs, built once in --workdir (shared with benchmarks.e2e_bench): `dhs survey synth`,
    `dhs bank synth --n 60`, `dhs manifest --config demo --max-tasks A` and `B`.
@@ -93,9 +93,12 @@ def in_process_row_cpu_s(manifest: Path, survey: Path, bank_path: Path, n: int) 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="300,1500", help="two task counts A,B (marginal = difference)")
-    p.add_argument("--bricks", type=int, default=6)
-    p.add_argument("--runs", type=int, default=2)
+    # 4,000 tasks apart: a step's CPU time varies by +-5 s from run to run (JVM JIT and GC, worker
+    # start), so 1,200 tasks apart (~10 CPU-s of difference) measured nothing (2026-12-01: the
+    # 1,500-task runs cost less than the 300-task ones)
+    p.add_argument("--tasks", default="500,4500", help="two task counts A,B (marginal = difference)")
+    p.add_argument("--bricks", type=int, default=18, help="synthetic bricks of 250 LRGs: enough for the larger count")
+    p.add_argument("--runs", type=int, default=3)
     p.add_argument("--master", default="local[2]")
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "dhs_e2e_bench"))
     p.add_argument("--out", default=str(RESULTS))
