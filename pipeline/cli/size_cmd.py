@@ -36,8 +36,16 @@ def run(args) -> int:
         tasks = task_count(args.manifest, source="--manifest")
     else:
         tasks = args.tasks
-    plan = sizing.plan_cluster(tasks, target_wall_hours=args.hours, core_instance_type=args.instance_type,
-                               core_instance_count=args.nodes)
+    from pipeline.errors import InputError
+
+    flags = {"manifest": "--tasks", "target_wall_hours": "--hours", "core_instance_type": "--instance-type"}
+    if args.nodes is not None and not 1 <= args.nodes <= sizing.MAX_CORE_NODES:
+        raise InputError("--nodes", f"must be between 1 and {sizing.MAX_CORE_NODES}, got {args.nodes}")
+    try:
+        plan = sizing.plan_cluster(tasks, target_wall_hours=args.hours, core_instance_type=args.instance_type,
+                                   core_instance_count=args.nodes)
+    except InputError as exc:  # the library names the form's fields; here the user typed flags
+        raise InputError(flags.get(exc.source, exc.source), exc.problem) from None
     model = sizing.load_cost_model()
     print(f"{plan.stamps} stamps, {model.core_s_per_stamp * 1e3:.2f} core-ms each "
           f"({', '.join(f'{k} {v.marginal_core_s_per_stamp * 1e3:.2f}' for k, v in model.steps.items())}; "
