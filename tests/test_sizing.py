@@ -196,3 +196,18 @@ def test_cluster_terminates_itself_when_idle_and_on_a_failed_step(emr_form):
         cluster = emr.run_job_flow(**overrides)["JobFlowId"]
         emr.add_job_flow_steps(JobFlowId=cluster, Steps=plan["emr_inject"])
         assert emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]["State"] in ("STARTING", "WAITING", "RUNNING")
+
+
+def test_dhs_size_prints_the_plan_and_names_bad_flags(capsys, tmp_path):
+    from pipeline.cli.main import main
+
+    assert main(["size", "--tasks", "11750000", "--hours", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"-> {_by_hand(11_750_000, 2.0, 8)} x m5.2xlarge" in out
+    assert main(["size", "--manifest", str(_manifest(tmp_path, 6000))]) == 0
+    assert "-> 2 x m5.2xlarge" in capsys.readouterr().out
+    for argv, flag in ((["--tasks", "-5"], "--tasks"), (["--tasks", "5", "--hours", "0"], "--hours"),
+                       (["--tasks", "5", "--instance-type", "q1.x"], "--instance-type"),
+                       (["--tasks", "5", "--nodes", "0"], "--nodes")):
+        assert main(["size", *argv]) == 2
+        assert f"dhs size: error: {flag}:" in capsys.readouterr().err
