@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import write_results
+
 RESULTS = Path(__file__).parent / "results" / "e2e.json"
 
 
@@ -145,9 +147,7 @@ def main(argv=None) -> int:
         out["cost_model"] = cost_model(out["marginal"]["core_s_per_stamp"])
         for line in out["cost_model"]["lines"]:
             print(line)
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
+    path = write_results(args.out, out)
     print(f"written {path}")
     return 0
 

@@ -35,7 +35,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -218,9 +217,7 @@ def main(argv=None) -> int:
         "target": {"ratio": 40, "l1": 0.01},
         "meets_target": bool(ratio_render >= 40 and max(l1_ours) < 0.01 and max(l1_stored) < 0.01),
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
+    path = write_results(args.out, out)
     print(f"{n} demo-prior stamps x {args.repeats} repeats, one core, load {load0[0]:.2f} -> {load1[0]:.2f}")
     for k in ("ours_render", "ours_row", "naive_render", "naive_row"):
         print(f"  {k:13s} {rate[k]:9.1f} stamps/s  ({1000 * med[k] / n:7.2f} ms/stamp)")

@@ -26,7 +26,6 @@ section 4). Writes benchmarks/results/pipeline.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -37,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.common import write_results
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 TARGETS = {"inject": 1.5, "inject+compact+validate": 3.0}
@@ -203,9 +204,7 @@ def main(argv=None) -> int:
         "ratios": {k: {"ratio": round(ratios[k], 3), "target": t, "met": ratios[k] <= t} for k, t in TARGETS.items()},
         "seed_run": {"stamps": SEED_STAMPS, **plan.as_dict(), "node_hours": round(node_h, 2)},
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
+    path = write_results(args.out, out)
     print(f"written {path}")
     return 0
 

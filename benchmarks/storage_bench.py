@@ -40,7 +40,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import io  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -265,9 +264,7 @@ def main(argv=None) -> int:
         "invvar_scatter": args.invvar_scatter, "dataset_bytes_per_row_all_columns": dataset_bytes_per_row,
         "pyarrow": pa.__version__, "results": results, "target_kb": 40,
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
+    path = write_results(args.out, out)
     print(f"{n} rows ({n_inj} injections) from {out['source']}; load {load0[0]:.2f} -> {load1[0]:.2f}")
     print(f"  {'encoding':12s} {'KB/stamp':>9s} {'image':>7s} {'invvar':>7s} {'arc':>7s} {'mask':>6s} {'read st/s':>10s}")
     for k, v in results.items():
