@@ -41,6 +41,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from benchmarks.common import write_results  # noqa: E402
+
 import numpy as np  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "injection.json"
