@@ -9,7 +9,6 @@ and a failing gate (or a failing Spark step) ends the run failed with nothing pr
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 

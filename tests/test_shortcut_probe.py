@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from pipeline.gate.shortcut_probe import probe
 from tests.gate_factories import clean_validation, gate_cases  # noqa: F401 - fixtures

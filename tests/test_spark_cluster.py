@@ -48,7 +48,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from tests.spark_cluster import SPARK_HOME, free_port, get_json, wait_for
+from tests.spark_cluster import SPARK_HOME, free_port, get_json
 
 pytest_plugins = ["tests.steps_fixtures", "tests.spark_cluster"]
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

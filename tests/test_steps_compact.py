@@ -10,7 +10,7 @@ import pytest
 
 from emr_steps import compact
 from pipeline import dataset as ds
-from pipeline.contract import COLUMN_NAMES, PIXEL_COLUMNS
+from pipeline.contract import COLUMN_NAMES
 
 pytestmark = pytest.mark.spark
 

@@ -235,8 +235,8 @@ def q3(profile, sample):
               f"range {_fmt(min(mins) if mins else None)}-{_fmt(max(maxs) if maxs else None)}\" over all splits, "
               f"{'inside' if inside else 'OUTSIDE'} the bank filter {lo_f}-{hi_f}\" "
               f"(rows outside: " + ", ".join(f"{k} {_fmt(v['outside_filter_pct'], 2)}%" for k, v in values.items()) + "). "
-              f"The seed's 0.926-4.6\" cannot be intrinsic radii of a 0.1-1.0\" bank: it was another quantity (a "
-              f"lensed or pixel-unit size) under an intrinsic name. The gate now fails any row outside the filter.")
+              "The seed's 0.926-4.6\" cannot be intrinsic radii of a 0.1-1.0\" bank: it was another quantity (a "
+              "lensed or pixel-unit size) under an intrinsic name. The gate now fails any row outside the filter.")
     return answer, values, {"cosmos_hlr_arcsec": list(SEED_COSMOS_HLR_ARCSEC),
                             "bank_filter_arcsec": list(SEED_BANK_HLR_FILTER_ARCSEC)}, "profile"
 

@@ -119,7 +119,7 @@ def check_local_master(value: str) -> str:
     allowed = [m.strip() for m in os.environ.get(SPARK_MASTERS_ENV, "").split(",") if m.strip()]
     if LOCAL_MASTER.fullmatch(value) or value in allowed:
         return value
-    raise InputError("local_master", f"must be local[N] (N = 1..999) or local[*]"
+    raise InputError("local_master", "must be local[N] (N = 1..999) or local[*]"
                                      + (f" or one of ${SPARK_MASTERS_ENV}" if allowed else
                                         f" (set ${SPARK_MASTERS_ENV} to allow a cluster master)"))
 
