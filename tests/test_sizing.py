@@ -211,3 +211,23 @@ def test_dhs_size_prints_the_plan_and_names_bad_flags(capsys, tmp_path):
                        (["--tasks", "5", "--nodes", "0"], "--nodes")):
         assert main(["size", *argv]) == 2
         assert f"dhs size: error: {flag}:" in capsys.readouterr().err
+
+
+def test_dhs_stage_code_refuses_outside_the_roots_and_a_non_wheel(capsys, tmp_path, monkeypatch):
+    """`dhs stage-code` writes the code every EMR node runs as root: the output-root allow-list
+    applies, and --wheel must be this checkout's wheel file."""
+    from pipeline.cli.main import main
+
+    monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", str(tmp_path / "ok"))
+    assert main(["stage-code", str(tmp_path / "elsewhere")]) == 2
+    assert "dhs stage-code: error: CODE_PREFIX:" in capsys.readouterr().err
+    not_a_wheel = tmp_path / "x.txt"
+    not_a_wheel.write_text("x")
+    for wheel in (str(not_a_wheel), str(tmp_path / "missing.whl")):
+        assert main(["stage-code", str(tmp_path / "ok" / "code"), "--wheel", wheel]) == 2
+        assert "dhs stage-code: error: --wheel:" in capsys.readouterr().err
+    wrong = tmp_path / "dark_halo_scope-9.9.9-py3-none-any.whl"
+    wrong.write_bytes(b"PK")
+    assert main(["stage-code", str(tmp_path / "ok" / "code"), "--wheel", str(wrong)]) == 2
+    assert "is not this checkout's version" in capsys.readouterr().err
+    assert not (tmp_path / "ok" / "code").exists()  # nothing uploaded
