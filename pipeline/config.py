@@ -77,6 +77,7 @@ class RunConfig:
     #: Injections per injection-host LRG (controls are always one per LRG).
     replicates: int = 1
     # rendering
+    #: PSF class (pipeline.injection.psf.PSF_MODELS); moffat_beta is the "moffat" model's parameter.
     psf_model: str = "moffat"
     moffat_beta: float = 3.5
     source_mode: str = "cosmos"
@@ -128,8 +129,11 @@ class RunConfig:
             bad("control_frac", f"each value must be in [0, 1), got {self.control_frac}")
         if self.replicates < 1:
             bad("replicates", f"must be >= 1, got {self.replicates}")
-        if self.psf_model != "moffat":
-            bad("psf_model", f"only 'moffat' is implemented, got {self.psf_model!r}")
+        from pipeline.injection.psf import PSF_MODELS  # noqa: PLC0415 - the registry of PSF classes
+
+        if self.psf_model not in PSF_MODELS:
+            bad("psf_model", f"must be one of {sorted(PSF_MODELS)} (pipeline.injection.psf.PSF_MODELS), "
+                             f"got {self.psf_model!r}")
         if not self.moffat_beta > 1:
             bad("moffat_beta", f"must be > 1 (finite flux), got {self.moffat_beta}")
         if self.source_mode != "cosmos":

@@ -22,6 +22,7 @@ from pipeline.bank.measure import clean_galaxy, clean_galaxy_denoised, half_ligh
 from pipeline.bank.synth import synth_galaxy
 from pipeline.errors import InputError
 from pipeline.injection.metrics import arc_footprint
+from pipeline.injection.psf import MoffatPSF
 from pipeline.injection.render import LensParams, SourcePlacement, convolve_bands_subgrid, lensed_source_image
 from pipeline.units import HST_COUNTS_PER_S_TO_NMGY as K
 
@@ -33,7 +34,7 @@ FAINT = (4, 5, 9, 10, 13, 14, 17, 21, 28, 31)
 def _arc(stamp):
     lensed, _ = lensed_source_image(stamp / 0.03**2, 0.03, LensParams(1.0, 0.05, 0, 0, 0, 0, 0),
                                     SourcePlacement(0.05, 0.02, 0.3), subgrid=2)
-    return convolve_bands_subgrid(lensed, 2, [1.0], [1.0], 3.5)[0]
+    return convolve_bands_subgrid(lensed, 2, [1.0], MoffatPSF({"r": 1.0}, 3.5))[0]
 
 
 @pytest.fixture(scope="module")

@@ -147,6 +147,7 @@ def test_clean_source_residual_hst_noise_after_lensing_is_measured_and_bounded()
     from pipeline.bank.measure import clean_galaxy
     from pipeline.bank.synth import synth_galaxy
     from pipeline.injection.metrics import arc_footprint
+    from pipeline.injection.psf import MoffatPSF
     from pipeline.injection.render import LensParams, SourcePlacement, convolve_bands_subgrid, lensed_source_image
     from pipeline.units import HST_COUNTS_PER_S_TO_NMGY as K
 
@@ -159,7 +160,7 @@ def test_clean_source_residual_hst_noise_after_lensing_is_measured_and_bounded()
     def arc(stamp):
         lensed, _ = lensed_source_image(stamp / 0.03**2, 0.03, LensParams(1.0, 0.05, 0, 0, 0, 0, 0),
                                         SourcePlacement(0.05, 0.02, 0.3), subgrid=2)
-        return convolve_bands_subgrid(lensed, 2, [1.0], [1.0], 3.5)[0]
+        return convolve_bands_subgrid(lensed, 2, [1.0], MoffatPSF({"r": 1.0}, 3.5))[0]
 
     fp = arc_footprint(arc(g["clean"] * K * mask))
     rms = float(np.sqrt((arc(noise)[fp] ** 2).mean())) / 0.005

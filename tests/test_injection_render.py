@@ -11,6 +11,7 @@ from pipeline.injection.psf import (
     MAX_RADIUS_PIX,
     cached_kernel,
     moffat_enclosed_fraction,
+    MoffatPSF,
     moffat_kernel,
 )
 from pipeline.injection.reference import l1_relative, lenstronomy_image_model_render
@@ -89,7 +90,7 @@ def _fwhm_on_pixel_grid(fwhm, offsets_pix):
     no_lens = LensParams(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     d, v = [], []
     for off in offsets_pix:
-        out = render_arc(stamp, scale, no_lens, SourcePlacement(off * S, 0.0, 0.0), [1.0], [fwhm], 3.5)
+        out = render_arc(stamp, scale, no_lens, SourcePlacement(off * S, 0.0, 0.0), [1.0], MoffatPSF({"r": fwhm}, 3.5))
         a = out.arcs[0].astype(float)
         a /= a.sum()
         d.extend((np.arange(64) - 32 - off) * S)
@@ -170,7 +171,8 @@ def test_unlensed_flux_conserved_and_seed_bug_caught(bank):
 
 def test_psf_convolution_conserves_flux_and_colours_bands(bank):
     lens = LensParams(1.2, 0.1, 0.0, 0.02, -0.01, 0.03, 0.0)
-    out = render_arc(bank.images[1], SRC, lens, SourcePlacement(0.1, 0.05, 0.2), [2.0, 3.0, 5.0], [1.5, 1.2, 1.0], 3.5)
+    out = render_arc(bank.images[1], SRC, lens, SourcePlacement(0.1, 0.05, 0.2), [2.0, 3.0, 5.0],
+                     MoffatPSF({"g": 1.5, "r": 1.2, "z": 1.0}, 3.5))
     sums = out.arcs.astype(float).sum(axis=(1, 2))
     np.testing.assert_allclose(sums, np.array([2.0, 3.0, 5.0]) * out.magnification, rtol=1e-5)
     assert physics_checks.magnification_is_physical(out.magnification)
@@ -187,7 +189,7 @@ def test_psf_convolution_conserves_flux_and_colours_bands(bank):
 def test_arc_matches_independent_lenstronomy_image_model(bank, theta_e, e1, e2, g1, g2, sx, sy, phi, idx):
     lens = LensParams(theta_e, e1, e2, g1, g2, 0.05, -0.04)
     src = SourcePlacement(sx, sy, phi)
-    ours = render_arc(bank.images[idx], SRC, lens, src, [1.0], [1.25], 3.5).arcs[0].astype(float)
+    ours = render_arc(bank.images[idx], SRC, lens, src, [1.0], MoffatPSF({"r": 1.25}, 3.5)).arcs[0].astype(float)
     ref = lenstronomy_image_model_render(bank.images[idx], lens, src, 1.25, 3.5, supersampling=8)
     l1 = l1_relative(ours, ref)
     print(f"L1(ours, lenstronomy ImageModel ss=8) = {l1:.4%}")
@@ -283,7 +285,7 @@ def test_interpol_cache_regression_each_source_renders_itself():
     source forever. Render B, A, B: the Bs agree bit for bit, A differs."""
     a, b = make_clumpy_source(seed=11), make_clumpy_source(seed=22, hlr_arcsec=0.5)
     lens, src = LensParams(1.2, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0), SourcePlacement(0.1, 0.0, 0.0)
-    args = (SRC, lens, src, [1.0], [1.2], 3.5)
+    args = (SRC, lens, src, [1.0], MoffatPSF({"r": 1.2}, 3.5))
     b1 = render_arc(b, *args).arcs
     a1 = render_arc(a, *args).arcs
     b2 = render_arc(b, *args).arcs
@@ -293,7 +295,8 @@ def test_interpol_cache_regression_each_source_renders_itself():
 
 def test_render_rejects_empty_source():
     with pytest.raises(RowError, match="no positive total flux"):
-        render_arc(np.zeros((96, 96)), SRC, LensParams(1, 0, 0, 0, 0), SourcePlacement(0, 0, 0), [1.0], [1.2], 3.5)
+        render_arc(np.zeros((96, 96)), SRC, LensParams(1, 0, 0, 0, 0), SourcePlacement(0, 0, 0), [1.0],
+                   MoffatPSF({"r": 1.2}, 3.5))
 
 
 # ---------------------------------------------------------------- cutout

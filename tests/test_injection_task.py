@@ -8,6 +8,7 @@ from pipeline import physics_checks
 from pipeline.config import RunConfig
 from pipeline.contract import COLUMN_NAMES, INJECTION_ONLY, arrow_schema
 from pipeline.injection import task as task_mod
+from pipeline.injection.psf import MoffatPSF
 from pipeline.injection.render import LensParams, SourcePlacement, render_arc
 from pipeline.injection.task import RunContext, failed_record, inject_brick_tasks, inject_task
 from pipeline.units import DR10_PIXSCALE_ARCSEC
@@ -147,7 +148,7 @@ def test_row_parameters_alone_re_render_the_arc(brick, bank):
     src = SourcePlacement(r["src_x_arcsec"], r["src_y_arcsec"], r["src_phi_rad"])
     flux = [10 ** ((22.5 - r[f"src_mag_{b}"]) / 2.5) for b in "grz"]
     again = render_arc(bank.images[r["cosmos_index"]], bank.pixel_scale_arcsec, lens, src, flux,
-                       [r[f"psf_fwhm_{b}"] for b in "grz"], r["moffat_beta"])
+                       MoffatPSF.from_row(r, "grz"))
     # the row's arc is stored on the 2^-18 nmgy grid (pipeline.pixels): within half a step
     from pipeline.pixels import step_of_stored_arc
 

@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.bank.build import build_bank
 from pipeline.bank.store import open_bank
+from pipeline.injection.psf import MoffatPSF
 from pipeline.injection.reference import l1_relative, lenstronomy_image_model_render
 from pipeline.injection.render import LensParams, SourcePlacement, render_arc
 from pipeline.pixels import quantize_arc
@@ -50,7 +51,7 @@ def test_faintest_demo_arcs_stored_within_1pct_l1_of_the_converged_truth(aegis_b
     lens, src = LensParams(*lens_args), SourcePlacement(*src_args)
     stamp = aegis_bank.image(index)
     # unit flux: L1 is relative, and the stored grid is relative to the arc's peak
-    ours = render_arc(stamp, aegis_bank.pixel_scale_arcsec, lens, src, [1.0], [fwhm], 3.5).arcs[0]
+    ours = render_arc(stamp, aegis_bank.pixel_scale_arcsec, lens, src, [1.0], MoffatPSF({"r": fwhm}, 3.5)).arcs[0]
     stored = np.asarray(quantize_arc(ours), dtype=float)
     truth = lenstronomy_image_model_render(stamp, lens, src, fwhm, 3.5, supersampling=32)
     l1 = l1_relative(stored, truth)

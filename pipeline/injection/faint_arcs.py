@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     from pipeline.bank.store import open_bank  # noqa: PLC0415
-    from pipeline.injection.reference import l1_relative, lenstronomy_image_model_render  # noqa: PLC0415
+    from pipeline.injection.psf import MoffatPSF  # noqa: PLC0415
+    from pipeline.injection.reference import l1_relative, lenstronomy_psf_render  # noqa: PLC0415
     from pipeline.injection.render import LensParams, SourcePlacement, render_arc  # noqa: PLC0415
 
     ap = argparse.ArgumentParser(prog="python -m pipeline.injection.faint_arcs", description=__doc__.split("\n")[0])
@@ -55,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         stamp = bank.image(int(r.cosmos_index))
         stored = np.asarray(r.arc, dtype=float).reshape(3, 64, 64)[1]
         flux = 10 ** ((22.5 - r.src_mag_r) / 2.5)
-        ours = render_arc(stamp, bank.pixel_scale_arcsec, lens, src, [flux], [r.psf_fwhm_r], r.moffat_beta).arcs[0].astype(float)
-        refs = [flux * lenstronomy_image_model_render(stamp, lens, src, r.psf_fwhm_r, r.moffat_beta, supersampling=ss) for ss in sss]
+        psf = MoffatPSF.from_row(r, ("r",))  # the PSF this row was rendered with, r band only
+        ours = render_arc(stamp, bank.pixel_scale_arcsec, lens, src, [flux], psf).arcs[0].astype(float)
+        refs = [flux * lenstronomy_psf_render(stamp, lens, src, psf, "r", supersampling=ss) for ss in sss]
         row = [float(r.arc_snr)] + [l1_relative(stored, x) for x in refs] + [l1_relative(ours, x) for x in refs]
         if len(refs) > 1:
             row.append(l1_relative(refs[0], refs[-1]))

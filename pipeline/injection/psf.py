@@ -20,7 +20,9 @@ wing is redistributed by the normalisation, which keeps the arc's total flux rig
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from functools import lru_cache
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -222,3 +224,229 @@ def subgrid_kernel_rfft(fwhm_arcsec: float, beta: float, pixel_scale_arcsec: flo
     """rfft2 of the cached sub-grid kernel on an fft_size^2 grid (centre at [0, 0]), cached."""
     return _cached_subgrid_kernel_rfft(round_fwhm(fwhm_arcsec), float(beta), float(pixel_scale_arcsec),
                                        int(subgrid), int(fft_size))
+
+
+# --- the PSF seam: one object per task ------------------------------------------------------
+# The render (render.render_arc / convolve_bands_subgrid), the row's record of the PSF
+# (task.py: psf_fwhm_<band>, moffat_beta) and the independent lenstronomy truth
+# (reference.lenstronomy_psf_render) all take a PSFModel, built ONCE per task by `psf_for_task`
+# from the row's conditions (each band's survey FWHM at the stamp centre) and the run config
+# (`psf_model` picks the class in PSF_MODELS, whose own parameters come from the config).
+# Adding a PSF model (e.g. a pixelized PSF read from a file) = one PSFModel subclass + its entry
+# in PSF_MODELS (the run config's psf_model value). Kernels stay cached per (FWHM, parameters,
+# scale[, sub-grid, FFT size]) in the module-level lru_caches above; the object itself is small
+# and holds no kernel, and lenstronomy objects are never cached (to_lenstronomy returns kwargs,
+# the caller builds a fresh PSF and ImageModel each time: INTERPOL's cache hazard).
+
+
+class PSFModel(ABC):
+    """The PSF of one stamp, per band (bands in the stamp's band order).
+
+    `fwhm_arcsec(band)` is the FWHM of the effective (pixelated) PSF the kernels are built for,
+    as the row records it in psf_fwhm_<band>. `kernel(band, pixel_scale, supersample)` is the
+    kernel the render convolves with: supersample 1 = pixel-integrated kernel on the pixel grid;
+    k > 1 = the PSF before the pixel (point samples at sub-pixel centres of pitch pixel / k), for
+    convolving a k x k sub-grid image that is then summed into pixels. Kernels are odd-sized,
+    centred, normalised to sum 1 and read-only (shared between stamps)."""
+
+    #: the run config's psf_model value of this class
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_conditions(cls, fwhm_arcsec: Mapping[str, float], config) -> "PSFModel":
+        """The PSF of one stamp from the survey FWHM per band at the stamp centre and the run
+        config (RunConfig: the model's own parameters, e.g. moffat_beta)."""
+
+    @property
+    @abstractmethod
+    def bands(self) -> tuple[str, ...]:
+        """The bands, in the order the render sees them."""
+
+    @abstractmethod
+    def fwhm_arcsec(self, band: str) -> float:
+        """FWHM (arcsec) the band's kernel is built for (recorded as psf_fwhm_<band>)."""
+
+    @abstractmethod
+    def kernel_radius_pix(self, band: str, pixel_scale_arcsec: float) -> int:
+        """Half-width of the band's kernel in pixels (a supersample-k kernel reaches
+        k x this + k // 2 sub-pixels)."""
+
+    @abstractmethod
+    def kernel(self, band: str, pixel_scale_arcsec: float, supersample: int = 1) -> np.ndarray:
+        """The band's kernel (see the class docstring), read-only."""
+
+    @abstractmethod
+    def kernel_rfft(self, band: str, fft_size: int, pixel_scale_arcsec: float, supersample: int = 1) -> np.ndarray:
+        """rfft2 of kernel(band, pixel_scale, supersample) on an fft_size^2 grid, centre at
+        [0, 0] with wrap-around, read-only (cached)."""
+
+    @abstractmethod
+    def to_lenstronomy(self, band: str, pixel_scale_arcsec: float, supersampling: int,
+                       subgrid_convolution: bool = True) -> tuple[dict, int]:
+        """(kwargs for lenstronomy.Data.psf.PSF, supersampling_kernel_size in pixels) expressing
+        this band's PSF through lenstronomy's own profiles, for the independent truth render
+        (reference.lenstronomy_psf_render). subgrid_convolution=True: a kernel on the
+        supersampling x supersampling sub-grid, convolved before the pixel integration;
+        False: a pixel kernel. The caller builds a FRESH lenstronomy PSF from the kwargs."""
+
+    @abstractmethod
+    def row_columns(self) -> dict[str, Any]:
+        """The contract columns recording this PSF on an injection row: psf_fwhm_<band> for
+        every band, and the model's own parameter columns (Moffat: moffat_beta)."""
+
+
+def _checked_band(psf: "PSFModel", band: str) -> str:
+    if band not in psf.bands:
+        raise KeyError(f"band {band!r} is not one of this PSF's bands {psf.bands}")
+    return band
+
+
+class MoffatPSF(PSFModel):
+    """Moffat PSF (beta from the run config) whose pixel-integrated FWHM is the survey's FWHM per
+    band, rounded to FWHM_STEP_ARCSEC (docs/physics.md, "PSF convention"). The FWHMs are kept as
+    given and rounded when used, so building the object computes nothing (a bad FWHM fails where
+    the kernel is made, as before)."""
+
+    name = "moffat"
+
+    def __init__(self, fwhm_arcsec: Mapping[str, float], beta: float):
+        self._fwhm = dict(fwhm_arcsec)
+        self.beta = beta
+
+    @classmethod
+    def from_conditions(cls, fwhm_arcsec: Mapping[str, float], config) -> "MoffatPSF":
+        return cls(fwhm_arcsec, config.moffat_beta)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], bands: Sequence[str]) -> "MoffatPSF":
+        """The PSF an injection row was rendered with (its psf_fwhm_<band> and moffat_beta)."""
+        return cls({b: row[f"psf_fwhm_{b}"] for b in bands}, row["moffat_beta"])
+
+    def __repr__(self) -> str:
+        return f"MoffatPSF({self._fwhm!r}, beta={self.beta!r})"
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(self._fwhm)
+
+    def fwhm_arcsec(self, band: str) -> float:
+        return round_fwhm(self._fwhm[_checked_band(self, band)])
+
+    def kernel_radius_pix(self, band: str, pixel_scale_arcsec: float) -> int:
+        return kernel_radius_pix(self.fwhm_arcsec(band), self.beta, pixel_scale_arcsec)
+
+    def kernel(self, band: str, pixel_scale_arcsec: float, supersample: int = 1) -> np.ndarray:
+        if int(supersample) == 1:
+            return cached_kernel(self.fwhm_arcsec(band), self.beta, pixel_scale_arcsec)
+        return cached_subgrid_kernel(self.fwhm_arcsec(band), self.beta, pixel_scale_arcsec, supersample)
+
+    def kernel_rfft(self, band: str, fft_size: int, pixel_scale_arcsec: float, supersample: int = 1) -> np.ndarray:
+        if int(supersample) == 1:
+            return kernel_rfft(self.fwhm_arcsec(band), self.beta, pixel_scale_arcsec, fft_size)
+        return subgrid_kernel_rfft(self.fwhm_arcsec(band), self.beta, pixel_scale_arcsec, supersample, fft_size)
+
+    def to_lenstronomy(self, band: str, pixel_scale_arcsec: float, supersampling: int,
+                       subgrid_convolution: bool = True) -> tuple[dict, int]:
+        fwhm = self.fwhm_arcsec(band)
+        if subgrid_convolution:
+            ss = int(supersampling)
+            kernel_super = np.array(_cached_lenstronomy_subgrid_kernel(fwhm, float(self.beta),
+                                                                       float(pixel_scale_arcsec), ss))
+            size = 2 * kernel_radius_pix(fwhm, self.beta, pixel_scale_arcsec) + 1
+            return ({"psf_type": "PIXEL", "kernel_point_source": kernel_super,
+                     "point_source_supersampling_factor": ss}, size)
+        kernel = cached_lenstronomy_kernel(fwhm, self.beta, pixel_scale_arcsec)
+        return {"psf_type": "PIXEL", "kernel_point_source": np.array(kernel)}, kernel.shape[0]
+
+    def row_columns(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f"psf_fwhm_{b}": float(self.fwhm_arcsec(b)) for b in self.bands}
+        out["moffat_beta"] = float(self.beta)
+        return out
+
+
+#: PSF models by the run config's psf_model value.
+PSF_MODELS: dict[str, type[PSFModel]] = {MoffatPSF.name: MoffatPSF}
+
+
+def psf_for_task(config, fwhm_arcsec: Mapping[str, float]) -> PSFModel:
+    """The PSF of one task: config.psf_model's class built from the survey FWHM per band at the
+    stamp centre (in the stamp's band order) and the config."""
+    try:
+        model = PSF_MODELS[config.psf_model]
+    except KeyError:
+        raise RowError(f"unknown psf_model {config.psf_model!r}; known: {sorted(PSF_MODELS)}") from None
+    return model.from_conditions(fwhm_arcsec, config)
+
+
+def as_psf_model(psf: "PSFModel | Sequence[float]", moffat_beta: float | None) -> PSFModel:
+    """A PSFModel as given, or the pre-seam arguments (a FWHM per band + moffat_beta) as a
+    MoffatPSF with bands named "0", "1", ... (positional)."""
+    # TODO(integration): benchmarks/injection_bench.py still calls render_arc /
+    # naive_render_arcs with (FWHMs, beta); switch it to a MoffatPSF and drop this path.
+    if isinstance(psf, PSFModel):
+        if moffat_beta is not None:
+            raise TypeError("moffat_beta is given by the PSF object; pass one or the other")
+        return psf
+    if moffat_beta is None:
+        raise TypeError("a FWHM list needs moffat_beta (or pass a PSFModel)")
+    return MoffatPSF({str(i): f for i, f in enumerate(psf)}, moffat_beta)
+
+
+# --- lenstronomy's own Moffat, for the truth render (reference.py) ---------------------------
+# Only the kernel's SIZE is taken from this module (kernel_radius_pix), so that both renders
+# truncate the PSF at the same radius; the profile is lenstronomy's Moffat, not moffat_kernel.
+
+def lenstronomy_moffat_kernel(fwhm_arcsec: float, beta: float, radius_pix: int,
+                              pixel_scale_arcsec: float, subsample: int = 15) -> np.ndarray:
+    """Pixel kernel (2 radius + 1)^2 from lenstronomy's own Moffat profile (subsample^2 point
+    samples per pixel), normalised to sum 1."""
+    from lenstronomy.LightModel.Profiles.moffat import Moffat  # noqa: PLC0415 - slow import
+
+    alpha = fwhm_arcsec / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    ss, n = subsample, 2 * radius_pix + 1
+    ax = ((np.arange(n * ss) + 0.5) / ss - (radius_pix + 0.5)) * pixel_scale_arcsec
+    x, y = np.meshgrid(ax, ax)
+    k = Moffat().function(x, y, amp=1.0, alpha=alpha, beta=beta).reshape(n, ss, n, ss).mean(axis=(1, 3))
+    return k / k.sum()
+
+
+def lenstronomy_moffat_subgrid_kernel(fwhm_arcsec: float, beta: float, radius_pix: int, subgrid: int,
+                                      pixel_scale_arcsec: float) -> np.ndarray:
+    """Sub-grid kernel for lenstronomy's supersampled convolution: lenstronomy's own Moffat at the
+    sub-pixel centres of pitch pixel / subgrid, odd size 2 (subgrid radius_pix + subgrid // 2) + 1,
+    normalised to sum 1. Its FWHM is the Moffat whose pixel-integrated FWHM is `fwhm_arcsec` (the
+    survey's definition, docs/physics.md); the conversion is intrinsic_fwhm_arcsec, whose result
+    the point-source test checks on the pixel grid independently."""
+    from lenstronomy.LightModel.Profiles.moffat import Moffat  # noqa: PLC0415 - slow import
+
+    fwhm_m = intrinsic_fwhm_arcsec(fwhm_arcsec, beta, pixel_scale_arcsec)
+    alpha = fwhm_m / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    r = subgrid * radius_pix + subgrid // 2
+    ax = np.arange(-r, r + 1) * pixel_scale_arcsec / subgrid
+    x, y = np.meshgrid(ax, ax)
+    k = Moffat().function(x, y, amp=1.0, alpha=alpha, beta=beta)
+    return k / k.sum()
+
+
+@lru_cache(maxsize=512)
+def _cached_lenstronomy_subgrid_kernel(fwhm_rounded: float, beta: float, pixel_scale_arcsec: float,
+                                       subgrid: int) -> np.ndarray:
+    radius = kernel_radius_pix(fwhm_rounded, beta, pixel_scale_arcsec)
+    k = lenstronomy_moffat_subgrid_kernel(fwhm_rounded, beta, radius, subgrid, pixel_scale_arcsec)
+    k.setflags(write=False)
+    return k
+
+
+@lru_cache(maxsize=512)
+def _cached_lenstronomy_kernel(fwhm_rounded: float, beta: float, pixel_scale_arcsec: float) -> np.ndarray:
+    radius = kernel_radius_pix(fwhm_rounded, beta, pixel_scale_arcsec)
+    k = lenstronomy_moffat_kernel(fwhm_rounded, beta, radius, pixel_scale_arcsec)
+    k.setflags(write=False)
+    return k
+
+
+def cached_lenstronomy_kernel(fwhm_arcsec: float, beta: float, pixel_scale_arcsec: float) -> np.ndarray:
+    """lenstronomy_moffat_kernel at round_fwhm(fwhm), with the pipeline kernel's half-width, cached
+    (a real run sees a few hundred distinct FWHMs, so no render pays for kernels per stamp)."""
+    return _cached_lenstronomy_kernel(round_fwhm(fwhm_arcsec), float(beta), float(pixel_scale_arcsec))

@@ -1,4 +1,4 @@
-"""Render a lensed COSMOS arc: SIE + SHEAR lens, INTERPOL source, Moffat PSF (SPEC section 6).
+"""Render a lensed COSMOS arc: SIE + SHEAR lens, INTERPOL source, the task's PSF (SPEC section 6).
 
 Conventions
 -----------
@@ -57,8 +57,9 @@ Speed (one ray-trace, one source evaluation, one FFT of the lensed image per sta
    in-stamp image.
 6. PSF (the survey's FWHM is that of the PIXELATED PSF, psf.py): the kept pixels' samples are
    averaged per sub-pixel of a PSF_SUBGRID x PSF_SUBGRID (2 x 2) sub-grid (sample counts rounded
-   up to even), the sub-grid image is convolved with the Moffat whose pixel-integrated FWHM is the
-   band's psf_fwhm (psf.subgrid_kernel, point samples at the sub-pixel centres), and each 2 x 2
+   up to even), the sub-grid image is convolved with the task's PSF object's sub-grid kernel
+   (psf.PSFModel.kernel(band, pixel, 2); Moffat: the Moffat whose pixel-integrated FWHM is the
+   band's psf_fwhm, psf.subgrid_kernel, point samples at the sub-pixel centres), and each 2 x 2
    block is summed into its pixel: the pixel response is applied once, after the PSF, as in
    lenstronomy's supersampled convolution (the truth of the tests). One rfft2 of the box holding
    the non-zero pixels, zero-padded by R + 1 pixels on every side (no wrap-around), a batched
@@ -87,14 +88,7 @@ import numpy as np
 import scipy.fft
 
 from pipeline.errors import RowError
-from pipeline.injection.psf import (
-    MAX_RADIUS_PIX,
-    cached_kernel,
-    kernel_radius_pix,
-    kernel_rfft,
-    round_fwhm,
-    subgrid_kernel_rfft,
-)
+from pipeline.injection.psf import MAX_RADIUS_PIX, PSFModel, as_psf_model
 from pipeline.units import DR10_PIXSCALE_ARCSEC
 
 LENS_MODEL_LIST = ("SIE", "SHEAR")
@@ -139,7 +133,7 @@ class ArcRender:
     magnification: float
     #: PSF-convolved arcs, nanomaggies per pixel, [nb, n, n] float32
     arcs: np.ndarray
-    #: the (rounded) FWHMs the kernels were built with, per band
+    #: the (rounded) FWHMs the kernels were built with, per band (psf.fwhm_arcsec)
     psf_fwhm_arcsec: tuple[float, ...]
     #: pixels that were supersampled (diagnostics / speed)
     n_pixels_traced: int
@@ -502,17 +496,21 @@ _CROP_FFT_SIZES = (32, 40, 48, 54, 64, 72, 80, 96)
 def convolve_bands(
     lensed_unit: np.ndarray,
     band_flux_nmgy: Sequence[float],
-    psf_fwhm_arcsec: Sequence[float],
-    moffat_beta: float,
+    psf: PSFModel | Sequence[float],
+    moffat_beta: float | None = None,
     pixel_scale_arcsec: float = DR10_PIXSCALE_ARCSEC,
 ) -> np.ndarray:
-    """Per-band PSF-convolved arcs [nb, n, n] float64 in nmgy/pixel from one unit-flux image:
-    one forward FFT for all bands, then one batched product and inverse FFT.
+    """Per-band PSF-convolved arcs [nb, n, n] float64 in nmgy/pixel from one unit-flux image, with
+    each band's pixel kernel of `psf` (band_flux_nmgy in psf.bands order): one forward FFT for all
+    bands, then one batched product and inverse FFT. (The pixel-level convolution used before issue
+    16; the render uses convolve_bands_subgrid.)
 
     Only the box holding the image's non-zero pixels is transformed: the linear convolution is
     exactly zero more than R (the widest kernel's half-width) pixels outside it, so the box is
     placed at offset R in an L x L grid, L >= box + 2 R (no wrap-around), and the (box + 2 R)
     result is copied back into the stamp, clipped to it; every other pixel is exactly 0."""
+    psf = as_psf_model(psf, moffat_beta)
+    bands = psf.bands
     n = lensed_unit.shape[0]
     nb = len(band_flux_nmgy)
     flux = np.asarray(band_flux_nmgy, dtype=float)[:, None, None]
@@ -522,19 +520,19 @@ def convolve_bands(
         return arcs
     cols = np.flatnonzero(lensed_unit.any(axis=0))
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    radius = max(cached_kernel(f, moffat_beta, pixel_scale_arcsec).shape[0] // 2 for f in psf_fwhm_arcsec)
+    radius = max(psf.kernel(b, pixel_scale_arcsec).shape[0] // 2 for b in bands)
     need = max(r1 - r0, c1 - c0) + 2 * radius
     size = next((L for L in _CROP_FFT_SIZES if L >= need), None)
     if size is None:  # the whole stamp, as large as it gets
         size = fft_size_for(n)
         spectrum = scipy.fft.rfft2(lensed_unit, s=(size, size))
-        kernels = np.stack([kernel_rfft(f, moffat_beta, pixel_scale_arcsec, size) for f in psf_fwhm_arcsec])
+        kernels = np.stack([psf.kernel_rfft(b, size, pixel_scale_arcsec) for b in bands])
         conv = scipy.fft.irfft2(spectrum[None] * kernels, s=(size, size), axes=(-2, -1))
         return conv[:, :n, :n] * flux
     grid = np.zeros((size, size))
     grid[radius:radius + r1 - r0, radius:radius + c1 - c0] = lensed_unit[r0:r1, c0:c1]
     spectrum = scipy.fft.rfft2(grid)
-    kernels = np.stack([kernel_rfft(f, moffat_beta, pixel_scale_arcsec, size) for f in psf_fwhm_arcsec])
+    kernels = np.stack([psf.kernel_rfft(b, size, pixel_scale_arcsec) for b in bands])
     conv = scipy.fft.irfft2(spectrum[None] * kernels, s=(size, size), axes=(-2, -1))
     # grid pixel g <-> stamp pixel g - radius + r0 (rows), g - radius + c0 (columns)
     y0, y1 = max(r0 - radius, 0), min(r1 + radius, n)
@@ -555,19 +553,23 @@ def convolve_bands_subgrid(
     lensed_sub: np.ndarray,
     subgrid: int,
     band_flux_nmgy: Sequence[float],
-    psf_fwhm_arcsec: Sequence[float],
-    moffat_beta: float,
+    psf: PSFModel | Sequence[float],
+    moffat_beta: float | None = None,
     pixel_scale_arcsec: float = DR10_PIXSCALE_ARCSEC,
 ) -> np.ndarray:
     """Per-band arcs [nb, n, n] float64 (nmgy/pixel) from a unit-flux image on the k x k sub-grid
-    [k n, k n]: one forward FFT, per band a product with the sub-grid Moffat's spectrum
-    (psf.subgrid_kernel: the Moffat whose pixel-integrated FWHM is the band's psf_fwhm), one
-    batched inverse FFT, then each k x k block summed into its pixel.
+    [k n, k n]: one forward FFT, per band a product with the spectrum of the band's sub-grid
+    kernel psf.kernel(band, pixel, k) (Moffat: psf.subgrid_kernel, the Moffat whose
+    pixel-integrated FWHM is the band's psf_fwhm), one batched inverse FFT, then each k x k block
+    summed into its pixel. band_flux_nmgy is in psf.bands order; `psf` may still be a FWHM per
+    band with moffat_beta (psf.as_psf_model).
 
     Only the box of pixels holding non-zero sub-pixels is transformed, padded by R + 1 pixels
-    (R = the widest band's kernel_radius_pix; the sub-grid kernel reaches k R + k // 2 sub-pixels),
+    (R = the widest band's psf.kernel_radius_pix; the sub-grid kernel reaches k R + k // 2 sub-pixels),
     in an L x L grid with L >= k (box + 2 R + 2), so nothing wraps around; the result is copied
     back into the stamp, clipped to it. Every other pixel is exactly 0."""
+    psf = as_psf_model(psf, moffat_beta)
+    bands = psf.bands
     k = int(subgrid)
     n = lensed_sub.shape[0] // k
     nb = len(band_flux_nmgy)
@@ -579,13 +581,13 @@ def convolve_bands_subgrid(
     cols = np.flatnonzero(lensed_sub.any(axis=0))
     r0, r1 = rows[0] // k, rows[-1] // k + 1
     c0, c1 = cols[0] // k, cols[-1] // k + 1
-    pad = max(kernel_radius_pix(f, moffat_beta, pixel_scale_arcsec) for f in psf_fwhm_arcsec) + 1
+    pad = max(psf.kernel_radius_pix(b, pixel_scale_arcsec) for b in bands) + 1
     span = max(r1 - r0, c1 - c0) + 2 * pad
     size = scipy.fft.next_fast_len(k * span, real=True)
     grid = np.zeros((size, size))
     grid[k * pad:k * (pad + r1 - r0), k * pad:k * (pad + c1 - c0)] = lensed_sub[k * r0:k * r1, k * c0:k * c1]
     spectrum = scipy.fft.rfft2(grid)
-    kernels = np.stack([subgrid_kernel_rfft(f, moffat_beta, pixel_scale_arcsec, k, size) for f in psf_fwhm_arcsec])
+    kernels = np.stack([psf.kernel_rfft(b, size, pixel_scale_arcsec, k) for b in bands])
     conv = scipy.fft.irfft2(spectrum[None] * kernels, s=(size, size), axes=(-2, -1))
     binned = conv[:, :k * span, :k * span].reshape(nb, span, k, span, k).sum(axis=(2, 4))
     # grid pixel g <-> stamp pixel g - pad + r0 (rows), g - pad + c0 (columns)
@@ -601,14 +603,17 @@ def render_arc(
     lens: LensParams,
     source: SourcePlacement,
     band_flux_nmgy: Sequence[float],
-    psf_fwhm_arcsec: Sequence[float],
-    moffat_beta: float,
+    psf: PSFModel | Sequence[float],
+    moffat_beta: float | None = None,
     n_pix: int = 64,
     pixel_scale_arcsec: float = DR10_PIXSCALE_ARCSEC,
     supersampling: int = 4,
 ) -> ArcRender:
-    """The injected arc in every band (see module docstring). Raises RowError when the source
-    has no flux or the lensed image lands entirely outside the stamp."""
+    """The injected arc in every band of `psf` (the task's PSF object, psf.psf_for_task;
+    band_flux_nmgy in psf.bands order; see module docstring). `psf` may still be a FWHM per band
+    with moffat_beta (a Moffat, psf.as_psf_model). Raises RowError when the source has no flux or
+    the lensed image lands entirely outside the stamp."""
+    psf = as_psf_model(psf, moffat_beta)
     sb = source_unit_surface_brightness(source_stamp_flux_per_pixel, source_scale_arcsec)
     k = PSF_SUBGRID
     lensed_sub, n_traced = lensed_source_image(sb, source_scale_arcsec, lens, source, n_pix,
@@ -617,7 +622,7 @@ def render_arc(
     magnification = float(lensed.sum())
     if not (np.isfinite(magnification) and magnification > 0):
         raise RowError(f"lensed source has no flux in the stamp (magnification {magnification})")
-    fwhms = tuple(round_fwhm(f) for f in psf_fwhm_arcsec)
-    arcs = convolve_bands_subgrid(lensed_sub, k, band_flux_nmgy, fwhms, moffat_beta, pixel_scale_arcsec)
+    fwhms = tuple(psf.fwhm_arcsec(b) for b in psf.bands)
+    arcs = convolve_bands_subgrid(lensed_sub, k, band_flux_nmgy, psf, None, pixel_scale_arcsec)
     return ArcRender(lensed_unit=lensed, magnification=magnification, arcs=arcs.astype(np.float32),
                      psf_fwhm_arcsec=fwhms, n_pixels_traced=n_traced)

@@ -17,9 +17,12 @@ to floating-point summation order; magnification and the PSF come from the rende
   - lens_x_arcsec / lens_y_arcsec are the lens centre actually used, relative to the stamp centre:
     the manifest's jitter PLUS the LRG's sub-pixel offset from its nearest pixel (cutout.dx_pix *
     0.262"), so the mass sits on the LRG's light rather than on a pixel centre;
-  - psf_fwhm_<band> is the FWHM the kernel was built with: the brick's psfsize map at the centre
-    pixel when the brick has one, else the LRG table's psfsize_<band>, rounded to 0.01"
-    (psf.FWHM_STEP_ARCSEC); psfsize_<band> on the row is the unrounded survey value;
+  - the PSF is ONE object per task (psf.psf_for_task: the run config's psf_model class, built from
+    each band's survey FWHM at the stamp centre: the brick's psfsize map at the centre pixel when
+    the brick has one, else the manifest's psfsize_<band>); the render uses it and it writes its own
+    columns (psf.PSFModel.row_columns): psf_fwhm_<band> is the FWHM the kernel was built with,
+    rounded to 0.01" (psf.FWHM_STEP_ARCSEC), moffat_beta the Moffat's beta; psfsize_<band> on the
+    row is the unrounded survey value;
   - cosmos_hlr_arcsec is the bank's measured intrinsic half-light radius of that galaxy.
 * Failure (RowError, or any unexpected exception while cutting or rendering): cutout_ok=False,
   cutout_error=reason, every pixel column and every rendering output None (an injection row with
@@ -44,6 +47,7 @@ from pipeline.contract import BY_NAME, COLUMN_NAMES
 from pipeline.errors import InputError, RowError
 from pipeline.injection.cutout import Cutout, cutout_at
 from pipeline.injection.metrics import pixel_quantities
+from pipeline.injection.psf import psf_for_task
 from pipeline.injection.render import LensParams, SourcePlacement, render_arc
 from pipeline.pixels import quantize_record
 from pipeline.survey.brick import BrickCoadds
@@ -139,9 +143,9 @@ def _render_injection(record: dict, task: Mapping, cut: Cutout, bank: CosmosBank
                       record["shear_gamma1"], record["shear_gamma2"], lens_x, lens_y)
     source = SourcePlacement(record["src_x_arcsec"], record["src_y_arcsec"], record["src_phi_rad"])
     bands = cut.bands
-    fwhm = [_psf_fwhm(cut, task, b) for b in bands]
+    psf = psf_for_task(cfg, {b: _psf_fwhm(cut, task, b) for b in bands})
     flux = [mag_to_nmgy(record[f"src_mag_{b}"]) for b in bands]
-    out = render_arc(stamp, bank.pixel_scale_arcsec, lens, source, flux, fwhm, cfg.moffat_beta,
+    out = render_arc(stamp, bank.pixel_scale_arcsec, lens, source, flux, psf,
                      n_pix=cut.image.shape[-1], pixel_scale_arcsec=DR10_PIXSCALE_ARCSEC,
                      supersampling=cfg.supersampling)
     if "r" not in bands:
@@ -151,10 +155,9 @@ def _render_injection(record: dict, task: Mapping, cut: Cutout, bank: CosmosBank
         cosmos_hlr_arcsec=float(bank.hlr_arcsec[record["cosmos_index"]]),
         cosmos_hlr_in_stamp_arcsec=_convert("cosmos_hlr_in_stamp_arcsec",
                                             bank.column("hlr_in_stamp_arcsec")[record["cosmos_index"]]),
-        moffat_beta=float(cfg.moffat_beta), magnification=out.magnification,
+        magnification=out.magnification,
     )
-    for b, f in zip(bands, out.psf_fwhm_arcsec):
-        record[f"psf_fwhm_{b}"] = float(f)
+    record.update(psf.row_columns())  # psf_fwhm_<band> (the kernels' FWHMs) and the model's parameters
     record["image"] = (cut.image + out.arcs).ravel()
     record["arc"] = out.arcs.ravel()
 
