@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+#: the bands a run may render: the band table's (pipeline.bands), in the contract's order
 from pipeline.contract import BANDS
 from pipeline.errors import InputError
 
@@ -186,11 +187,12 @@ def load_run_config(path_or_name: str | Path, **overrides) -> RunConfig:
 
 
 def parse_bands(text: str, source: str = "--bands") -> tuple[str, ...]:
-    """Parse a comma-separated band list ('g,r,z'). 'grz' is refused: the seed lost a run to it."""
+    """Parse a comma-separated band list ('g,r,z'; any bands of pipeline.bands). 'grz' is refused:
+    the seed lost a run to it."""
     bands = tuple(b.strip() for b in text.split(",") if b.strip())
     bad = [b for b in bands if b not in BANDS]
     if not bands or bad:
-        hint = " (write bands comma-separated, e.g. g,r,z)" if len(bands) == 1 and len(bands[0]) > 1 else ""
+        hint = f" (write bands comma-separated, e.g. {','.join(BANDS)})" if len(bands) == 1 and len(bands[0]) > 1 else ""
         raise InputError(source, f"unknown band(s) {bad or list(bands)}{hint}; allowed: {','.join(BANDS)}")
     return bands
 

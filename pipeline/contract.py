@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-#: Stamp geometry: bands first, then rows (y), then columns (x); C order.
-BANDS = ("g", "r", "z")
+from pipeline import bands as _bands
+
+#: Stamp geometry: bands first, then rows (y), then columns (x); C order. The bands and their
+#: order are the band table's (pipeline.bands).
+BANDS = _bands.BANDS
 STAMP_SIZE_PIX = 64
 PIXEL_LAYOUT = {
     "array_order": "C",
@@ -47,6 +50,13 @@ _F64 = pa.float64()
 _F32_STAMP = pa.list_(pa.float32(), len(BANDS) * STAMP_SIZE_PIX * STAMP_SIZE_PIX)
 _I32_MASK = pa.list_(pa.int32(), STAMP_SIZE_PIX * STAMP_SIZE_PIX)
 
+
+def _per_band(name: str, type_: pa.DataType, unit: str, doc: str, nullable: bool = False,
+              injection_only: bool = False) -> tuple[Column, ...]:
+    """One column per band of the table, in band order: name and doc templates with {b}."""
+    return tuple(Column(name.format(b=b), type_, unit, doc.format(b=b), nullable, injection_only) for b in BANDS)
+
+
 COLUMNS: tuple[Column, ...] = (
     # identity
     Column("task_id", pa.string(), "", "unique task id from the manifest"),
@@ -64,9 +74,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("dec", _F64, "deg", "LRG declination (ICRS)"),
     # conditions
     Column("lens_mag_r", _F64, "AB mag", "LRG r-band magnitude"),
-    Column("psfsize_g", _F64, "arcsec FWHM", "survey PSF FWHM in g at the stamp centre"),
-    Column("psfsize_r", _F64, "arcsec FWHM", "survey PSF FWHM in r at the stamp centre"),
-    Column("psfsize_z", _F64, "arcsec FWHM", "survey PSF FWHM in z at the stamp centre"),
+    *_per_band("psfsize_{b}", _F64, "arcsec FWHM", "survey PSF FWHM in {b} at the stamp centre"),
     Column("psfdepth_r", _F64, "AB mag", "r-band 5-sigma point-source depth at the LRG"),
     # label
     Column("is_control", pa.bool_(), "", "true: the cutout with no injection"),
@@ -87,22 +95,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("src_y_arcsec", _F64, "arcsec", "source-plane position relative to the lens centre, +y", True, True),
     Column("src_phi_rad", _F64, "rad", "source rotation angle", True, True),
     Column("src_dmag", _F64, "mag", "source r magnitude minus lens r magnitude (unlensed)", True, True),
-    Column("src_mag_g", _F64, "AB mag", "unlensed source g magnitude", True, True),
-    Column("src_mag_r", _F64, "AB mag", "unlensed source r magnitude", True, True),
-    Column("src_mag_z", _F64, "AB mag", "unlensed source z magnitude", True, True),
+    *_per_band("src_mag_{b}", _F64, "AB mag", "unlensed source {b} magnitude", True, True),
     Column("src_mag_f814w", _F64, "AB mag", "the galaxy's own F814W magnitude, from its clean bank stamp; null if unknown", True),
     Column("src_redshift", _F64, "", "redshift the source colours were taken at (catalogue zphot clipped to the colour table, or drawn); null for the lens_relative model", True),
     Column("src_sed", pa.string(), "", "colour template (Im, Scd; pipeline.bank.colours); null for the lens_relative model", True),
     Column("src_brightening_mag", _F64, "mag", "how much brighter than the galaxy itself the source was made (physical model: the config's src_brightening_mag, 0 by default; lens_relative: F814W - r)", True),
     # rendering
-    Column("psf_fwhm_g", _F64, "arcsec", "Moffat FWHM used for g", True, True),
-    Column("psf_fwhm_r", _F64, "arcsec", "Moffat FWHM used for r", True, True),
-    Column("psf_fwhm_z", _F64, "arcsec", "Moffat FWHM used for z", True, True),
+    *_per_band("psf_fwhm_{b}", _F64, "arcsec", "Moffat FWHM used for {b}", True, True),
     Column("moffat_beta", _F64, "", "Moffat beta used", True, True),
     Column("magnification", _F64, "", "lensed / unlensed source flux, noiseless, before PSF", True, True),
-    Column("arc_flux_g", _F64, "nmgy", "arc flux inside the stamp, g", True, True),
-    Column("arc_flux_r", _F64, "nmgy", "arc flux inside the stamp, r", True, True),
-    Column("arc_flux_z", _F64, "nmgy", "arc flux inside the stamp, z", True, True),
+    *_per_band("arc_flux_{b}", _F64, "nmgy", "arc flux inside the stamp, {b}", True, True),
     Column("arc_snr", _F64, "", "r-band arc SNR, the seed's definition (section 6.1): sum over every good pixel of the stamp", True, True),
     Column("arc_snr_footprint", _F64, "", "r-band arc SNR over the good pixels of the arc's footprint (arc >= 10% of its peak)", True, True),
     Column("arc_snr_peak", _F64, "", "max per-pixel r-band arc SNR over unmasked pixels", True, True),

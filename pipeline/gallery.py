@@ -16,13 +16,16 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from pipeline.bands import BAND_TABLE
 from pipeline.contract import BANDS, STAMP_SIZE_PIX
 from pipeline.injection.metrics import FOOTPRINT_PEAK_FRACTION
 
 #: asinh softening in nanomaggies per pixel: below ~this the stretch is linear (sky noise level).
 ASINH_SOFTENING_NMGY = 0.02
-#: relative band weights (g, r, z) that make a red LRG look yellow-orange and a blue arc blue
-BAND_WEIGHTS = {"g": 2.2, "r": 1.4, "z": 1.0}
+#: relative band weights (g 2.2, r 1.4, z 1.0: a red LRG looks yellow-orange and a blue arc blue)
+#: and the band shown in each of the R, G, B channels (z, r, g), from the band table (pipeline.bands)
+BAND_WEIGHTS = {b.name: b.gallery_weight for b in BAND_TABLE}
+RGB_BANDS = tuple(next((b.name for b in BAND_TABLE if b.gallery_channel == c), None) for c in "RGB")
 
 
 def _stamp(values, nb: int = len(BANDS), size: int = STAMP_SIZE_PIX) -> np.ndarray | None:
@@ -37,7 +40,7 @@ def grz_composite(image: np.ndarray, bands: Sequence[str] = BANDS, softening: fl
     """[nb, y, x] nanomaggies -> [y, x, 3] RGB in [0, 1] (R = z, G = r, B = g), asinh stretch.
     Rows are [y, x] with y increasing downwards in the PNG (origin='lower' is applied by the caller)."""
     chan = {b: image[i] * BAND_WEIGHTS.get(b, 1.0) for i, b in enumerate(bands)}
-    planes = [chan.get(b, np.zeros(image.shape[1:])) for b in ("z", "r", "g")]
+    planes = [chan.get(b, np.zeros(image.shape[1:])) for b in RGB_BANDS]
     rgb = np.stack(planes, axis=-1)
     top = max_nmgy if max_nmgy is not None else np.percentile(rgb, 99.7)
     top = max(float(top), 10 * softening)

@@ -36,7 +36,7 @@ shear gamma1, gamma2 ~ N(0, shear_sigma) clipped to +-3 sigma; lens centre jitte
 lens_center_sigma_arcsec) clipped to +-3 sigma; cosmos_index uniform over the bank (over the
 entries inside the half-light-radius filter when the bank's radii are given); src_dmag, src_gr,
 src_rz, uniform in their ranges; src_phi ~ U[0, 2 pi). src_mag_r = mag_r + src_dmag, src_mag_g =
-src_mag_r + src_gr, src_mag_z = src_mag_r - src_rz.
+src_mag_r + src_gr, src_mag_z = src_mag_r - src_rz (every band of the table: pipeline.bands.band_magnitudes).
 
 Source position (relative to the lens centre, source plane). With probability
 src_inside_caustic_frac it is drawn uniformly in area inside the disc of radius
@@ -71,6 +71,7 @@ import pyarrow.parquet as pq
 from scipy.special import ndtri
 
 from pipeline import storage
+from pipeline.bands import band_columns, band_magnitudes
 from pipeline.config import SPLITS, RunConfig
 from pipeline.errors import InputError
 from pipeline.survey.lrg_table import REQUIRED_COLUMNS as LRG_COLUMNS
@@ -90,11 +91,11 @@ LRG_REQUIRED = tuple(LRG_COLUMNS)
 MANIFEST_COLUMNS = (
     "task_id", "variant", "experiment_id", "task_seed", "replicate",
     "region_split", "region_id", "brickname", "lrg_id", "ra", "dec",
-    "lens_mag_r", "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_r",
+    "lens_mag_r", *band_columns("psfsize_{b}"), "psfdepth_r",
     "is_control", "lens_model",
     "theta_e_arcsec", "lens_e1", "lens_e2", "shear_gamma1", "shear_gamma2", "lens_x_arcsec", "lens_y_arcsec",
     "cosmos_index", "cosmos_hlr_arcsec", "src_x_arcsec", "src_y_arcsec", "src_phi_rad", "src_dmag",
-    "src_mag_g", "src_mag_r", "src_mag_z", "src_mag_f814w", "src_redshift", "src_sed", "src_brightening_mag",
+    *band_columns("src_mag_{b}"), "src_mag_f814w", "src_redshift", "src_sed", "src_brightening_mag",
     "src_gr", "src_rz",
 )
 #: Null for control tasks.
@@ -243,6 +244,8 @@ def _draw_injections(hosts: pd.DataFrame, config: RunConfig, allowed_cosmos: np.
     radius = np.sqrt(lo**2 + (hi**2 - lo**2) * u("src_r"))
     angle = 2.0 * np.pi * u("src_angle")
     src_mag_r = phot["src_mag_r"]
+    # every band's magnitude from r and (g - r, r - z), in the band table's order (pipeline.bands)
+    src_mags = {f"src_mag_{b}": m for b, m in band_magnitudes(src_mag_r, phot["src_gr"], phot["src_rz"]).items()}
     return {
         "theta_e_arcsec": theta_e,
         "lens_e1": ell * np.cos(2 * phi),
@@ -257,9 +260,7 @@ def _draw_injections(hosts: pd.DataFrame, config: RunConfig, allowed_cosmos: np.
         "src_y_arcsec": radius * np.sin(angle),
         "src_phi_rad": 2.0 * np.pi * u("src_phi"),
         "src_dmag": phot["src_dmag"],
-        "src_mag_g": src_mag_r + phot["src_gr"],
-        "src_mag_r": src_mag_r,
-        "src_mag_z": src_mag_r - phot["src_rz"],
+        **src_mags,
         "src_mag_f814w": phot["src_mag_f814w"],
         "src_redshift": phot["src_redshift"],
         "src_sed": phot["src_sed"],
@@ -329,7 +330,7 @@ def _build(lrg: pd.DataFrame, config: RunConfig, allowed: np.ndarray, hlr, bank_
             col = np.full(len(tasks), np.nan)
             col[inj] = values
         tasks[name] = col
-    for name in ("ra", "dec", "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_r"):
+    for name in ("ra", "dec", *band_columns("psfsize_{b}"), "psfdepth_r"):
         tasks[name] = tasks[name].astype(float)
     tasks["lrg_id"] = tasks["lrg_id"].astype(np.int64)
     tasks["region_id"] = tasks["region_id"].astype(np.int64)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.bands import REFERENCE_BAND
 from pipeline.survey.maskbits import good_pixels
 
 #: Footprint threshold, as a fraction of the r-band arc's peak.
@@ -115,8 +116,8 @@ def pixel_quantities(arc: np.ndarray | None, invvar: np.ndarray, maskbits: np.nd
     arc = np.asarray(arc)
     for band, flux in zip(bands, arc_fluxes(arc)):
         out[f"arc_flux_{band}"] = flux
-    if "r" in bands:
-        r = list(bands).index("r")
+    if REFERENCE_BAND in bands:
+        r = list(bands).index(REFERENCE_BAND)
         m = arc_metrics(arc[r], invvar[r], maskbits)
         out.update(arc_snr=m.arc_snr, arc_snr_footprint=m.arc_snr_footprint, arc_snr_peak=m.arc_snr_peak,
                    arc_masked_frac=m.arc_masked_frac)

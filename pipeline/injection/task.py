@@ -41,6 +41,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from pipeline.bands import REFERENCE_BAND, band_columns
 from pipeline.bank.store import CosmosBank
 from pipeline.config import RunConfig
 from pipeline.contract import BY_NAME, COLUMN_NAMES
@@ -56,13 +57,13 @@ from pipeline.units import DR10_PIXSCALE_ARCSEC, mag_to_nmgy
 #: Columns copied from the manifest task onto every row (converted to the contract's type).
 TASK_COLUMNS = (
     "task_id", "task_seed", "region_split", "region_id", "brickname", "lrg_id", "ra", "dec",
-    "lens_mag_r", "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_r", "is_control", "lens_model",
+    "lens_mag_r", *band_columns("psfsize_{b}"), "psfdepth_r", "is_control", "lens_model",
 )
 #: Lens and source parameters frozen in the manifest (null for controls).
 PARAM_COLUMNS = (
     "theta_e_arcsec", "lens_e1", "lens_e2", "shear_gamma1", "shear_gamma2", "lens_x_arcsec",
     "lens_y_arcsec", "cosmos_index", "cosmos_hlr_arcsec", "src_x_arcsec", "src_y_arcsec",
-    "src_phi_rad", "src_dmag", "src_mag_g", "src_mag_r", "src_mag_z",
+    "src_phi_rad", "src_dmag", *band_columns("src_mag_{b}"),
 )
 #: Source-model columns frozen in the manifest that may be null (older manifests, or the
 #: lens_relative model): copied when present, never required.
@@ -148,8 +149,8 @@ def _render_injection(record: dict, task: Mapping, cut: Cutout, bank: CosmosBank
     out = render_arc(stamp, bank.pixel_scale_arcsec, lens, source, flux, psf,
                      n_pix=cut.image.shape[-1], pixel_scale_arcsec=DR10_PIXSCALE_ARCSEC,
                      supersampling=cfg.supersampling)
-    if "r" not in bands:
-        raise RowError("arc_snr is defined on the r band, which this run does not render")
+    if REFERENCE_BAND not in bands:
+        raise RowError(f"arc_snr is defined on the {REFERENCE_BAND} band, which this run does not render")
     record.update(
         lens_x_arcsec=float(lens_x), lens_y_arcsec=float(lens_y),
         cosmos_hlr_arcsec=float(bank.hlr_arcsec[record["cosmos_index"]]),

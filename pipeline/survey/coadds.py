@@ -52,6 +52,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from pipeline import storage
+from pipeline.bands import BANDS
 from pipeline.errors import InputError
 from pipeline.survey.brick import BrickCoadds
 from pipeline.units import NMGY_ZEROPOINT_AB
@@ -249,7 +250,7 @@ def _same_wcs(a: WCS, b: WCS) -> bool:
 def load_brick(
     cache_prefix: str,
     brickname: str,
-    bands=("g", "r", "z"),
+    bands=BANDS,
     with_psfsize: bool = True,
 ) -> BrickCoadds:
     """Read one brick's coadds (image, invvar per band; maskbits; psfsize per band when present).

@@ -8,11 +8,11 @@ Required columns (validated on read and write):
 | brickname    | string |             | DR10 brick holding the LRG (its coadds hold the cutout)|
 | ra, dec      | float  | deg         | ICRS position                                          |
 | mag_r        | float  | AB mag      | r-band model magnitude                                 |
-| psfsize_g/_r/_z | float | arcsec FWHM | PSF size at the LRG (from the brick's psfsize maps)  |
+| psfsize_<band> | float | arcsec FWHM | PSF size at the LRG (brick psfsize maps), every band of pipeline.bands |
 | psfdepth_r   | float  | AB mag      | r-band 5-sigma point-source depth at the LRG           |
 
-Optional columns written by the synthetic survey (also numeric): mag_g, mag_z (AB mag);
-psfdepth_g, psfdepth_z (AB mag); bx, by (0-based brick pixel x, y of the LRG centre, as in
+Optional columns written by the synthetic survey (also numeric): mag_<band>, psfdepth_<band>
+(AB mag) for the other bands; bx, by (0-based brick pixel x, y of the LRG centre, as in
 DR10 Tractor catalogues); shape_r_arcsec (de Vaucouleurs semi-major effective radius);
 axis_ratio (b/a); pa_pix_deg (major axis angle from +x towards +y, pixel frame); maskbits
 (DR10 maskbits at the LRG pixel); cutout_inside (bool: the 64x64 cutout lies in the brick).
@@ -28,18 +28,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import storage
+from pipeline.bands import band_columns
 from pipeline.errors import InputError
 
-#: column -> unit
+#: column -> unit (psfsize_<band> for every band of pipeline.bands)
 REQUIRED_COLUMNS = {
     "lrg_id": "",
     "brickname": "",
     "ra": "deg",
     "dec": "deg",
     "mag_r": "AB mag",
-    "psfsize_g": "arcsec FWHM",
-    "psfsize_r": "arcsec FWHM",
-    "psfsize_z": "arcsec FWHM",
+    **dict.fromkeys(band_columns("psfsize_{b}"), "arcsec FWHM"),
     "psfdepth_r": "AB mag",
 }
 NUMERIC_COLUMNS = tuple(c for c in REQUIRED_COLUMNS if c != "brickname")

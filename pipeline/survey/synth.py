@@ -2,7 +2,8 @@
 
 `synth_survey(out)` writes, deterministically from `seed`:
 
-    out/coadd/<brick>/legacysurvey-<brick>-{image,invvar,psfsize}-{g,r,z}.fits.fz, -maskbits.fits.fz
+    out/coadd/<brick>/legacysurvey-<brick>-{image,invvar,psfsize}-<band>.fits.fz, -maskbits.fits.fz
+                         (<band>: every band of pipeline.bands, g, r, z)
     out/lrg.parquet      the Phase 3 LRG table (pipeline.survey.lrg_table)
     out/survey.json      parameters, seed, per-brick PSF/depth/stars/files (no timings: the
                          file is identical for identical inputs)
@@ -61,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import __version__, storage
+from pipeline import bands as _bands
 from pipeline.errors import InputError
 from pipeline.survey import maskbits as mb
 from pipeline.survey import profiles
@@ -72,14 +74,17 @@ from pipeline.units import DR10_PIXSCALE_ARCSEC, NMGY_ZEROPOINT_AB, mag_to_nmgy
 
 log = logging.getLogger(__name__)
 
-BANDS = ("g", "r", "z")
-FWHM_RANGE_ARCSEC = {"g": (1.2, 2.0), "r": (0.9, 1.7), "z": (0.8, 1.6)}
+#: the survey's bands and their synthetic-survey parameters: the band table (pipeline.bands)
+BANDS = _bands.BANDS
+FWHM_RANGE_ARCSEC = {b.name: b.synth_fwhm_range_arcsec for b in _bands.BAND_TABLE}
 #: Largest relative PSF change from the brick centre to a corner.
 PSF_GRADIENT_MAX = 0.08
 #: r depth at the brick centre; the PSF gradient moves the depth at an LRG by up to +-0.08 mag,
 #: so LRG depths stay inside DR10's 23.5-24.5.
 DEPTH_R_RANGE_MAG = (23.6, 24.4)
-DEPTH_OFFSET_MAG = {"g": 0.4, "r": 0.0, "z": -1.0}
+DEPTH_OFFSET_MAG = {b.name: b.synth_depth_offset_mag for b in _bands.BAND_TABLE}
+#: Normal sigma of each band's depth about r + offset (None: no draw, the reference band)
+DEPTH_SCATTER_MAG = {b.name: b.synth_depth_scatter_mag for b in _bands.BAND_TABLE}
 #: Per-pixel level above which a star's core counts as saturated (17.5 mag/pixel): stars
 #: brighter than about r = 15 get SATUR cores at these seeings.
 SATURATION_NMGY_PER_PIX = 30.0
@@ -131,7 +136,7 @@ class SynthParams:
         if not 0 <= self.stars_per_brick[0] <= self.stars_per_brick[1]:
             bad("stars_per_brick", f"need 0 <= min <= max, got {self.stars_per_brick}")
         if tuple(self.bands) != BANDS:
-            bad("bands", "the synthetic survey writes g, r, z")
+            bad("bands", f"the synthetic survey writes {', '.join(BANDS)}")
 
 
 @dataclass
@@ -231,7 +236,8 @@ def make_brick(params: SynthParams, index: int, center: tuple[float, float], *, 
     depth_r = rng.uniform(*DEPTH_R_RANGE_MAG)
     depth_center, sigma, invvar_value = {}, {}, {}
     for band in BANDS:
-        depth = depth_r + DEPTH_OFFSET_MAG[band] + (rng.normal(0, 0.08) if band != "r" else 0.0)
+        scatter = DEPTH_SCATTER_MAG[band]
+        depth = depth_r + DEPTH_OFFSET_MAG[band] + (rng.normal(0, scatter) if scatter is not None else 0.0)
         nea = profiles.moffat_nea_pix(fwhm_center[band], beta, DR10_PIXSCALE_ARCSEC)
         flux_sigma = mag_to_nmgy(depth) / 5.0
         invvar_value[band] = np.float32(nea / flux_sigma ** 2)
@@ -252,7 +258,7 @@ def make_brick(params: SynthParams, index: int, center: tuple[float, float], *, 
     for k in range(n_stars):
         x, y = rng.uniform(0, n - 1, 2)
         gr, rz = rng.uniform(0.3, 1.1), rng.uniform(0.1, 0.5)
-        mags = {"g": star_mag_r[k] + gr, "r": star_mag_r[k], "z": star_mag_r[k] - rz}
+        mags = _bands.band_magnitudes(star_mag_r[k], gr, rz)
         xc, yc = int(nearest_pixel(x)), int(nearest_pixel(y))
         fw = [float(psfsize[b][yc, xc]) for b in BANDS]
         star_model = [np.zeros(shape) for _ in BANDS]
@@ -279,8 +285,8 @@ def make_brick(params: SynthParams, index: int, center: tuple[float, float], *, 
             maskbits[allmask] |= mb.ALLMASK[band]
             saturated[band] |= satur | allmask
             models[i] += m
-        stars.append({"x_pix": float(x), "y_pix": float(y), "mag_g": float(mags["g"]), "mag_r": float(mags["r"]),
-                      "mag_z": float(mags["z"]), "mask_radius_arcsec": float(_star_mask_radius_arcsec(star_mag_r[k])),
+        stars.append({"x_pix": float(x), "y_pix": float(y), **{f"mag_{b}": float(mags[b]) for b in BANDS},
+                      "mask_radius_arcsec": float(_star_mask_radius_arcsec(star_mag_r[k])),
                       "bright": bool(star_mag_r[k] < 13)})
     any_saturated = np.zeros(shape, bool)
     for band in BANDS:
@@ -332,7 +338,7 @@ def make_brick(params: SynthParams, index: int, center: tuple[float, float], *, 
     re_arcsec = np.clip(10 ** (math.log10(1.1) - 0.15 * (mag_r - 19.2) + rng.normal(0, 0.12, k)), *LRG_RE_RANGE_ARCSEC)
     axis_ratio = np.clip(rng.normal(0.78, 0.13, k), 0.5, 1.0)
     pa = rng.uniform(0, np.pi, k)
-    mags = {"g": mag_r + gr, "r": mag_r, "z": mag_r - rz}
+    mags = _bands.band_magnitudes(mag_r, gr, rz)
     xc_a, yc_a = nearest_pixel(xs_a), nearest_pixel(ys_a)
     psf_at = {b: psfsize[b][yc_a, xc_a].astype(float) for b in BANDS}
     for j in range(k):
@@ -357,11 +363,9 @@ def make_brick(params: SynthParams, index: int, center: tuple[float, float], *, 
         "brickname": [name] * k,
         "ra": np.asarray(ra, dtype=float) % 360.0,
         "dec": np.asarray(dec, dtype=float),
-        "mag_g": mags["g"], "mag_r": mag_r, "mag_z": mags["z"],
-        "psfsize_g": psf_at["g"], "psfsize_r": psf_at["r"], "psfsize_z": psf_at["z"],
-        "psfdepth_g": _depths(invvar["g"][yc_a, xc_a], psf_at["g"], beta),
-        "psfdepth_r": _depths(invvar["r"][yc_a, xc_a], psf_at["r"], beta),
-        "psfdepth_z": _depths(invvar["z"][yc_a, xc_a], psf_at["z"], beta),
+        **{f"mag_{b}": mags[b] for b in BANDS},
+        **{f"psfsize_{b}": psf_at[b] for b in BANDS},
+        **{f"psfdepth_{b}": _depths(invvar[b][yc_a, xc_a], psf_at[b], beta) for b in BANDS},
         "bx": xs_a, "by": ys_a,
         "shape_r_arcsec": re_arcsec, "axis_ratio": axis_ratio, "pa_pix_deg": np.degrees(pa),
         "maskbits": maskbits[yc_a, xc_a].astype(np.int32),
