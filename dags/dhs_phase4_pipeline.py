@@ -18,12 +18,13 @@ from airflow.providers.amazon.aws.operators.emr import (
     EmrTerminateJobFlowOperator,
 )
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
-from airflow.sdk import DAG, Param, TriggerRule, task
+from airflow.sdk import DAG, TriggerRule, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from dhs_airflow.gate import DhsGateOperator
 from dhs_airflow.local_spark import LocalSparkSubmitOperator
-from dhs_airflow.plan import DEFAULTS, STEPS, start_run
+from dhs_airflow.form import form_params
+from dhs_airflow.plan import STEPS, start_run
 from dhs_airflow.lock import acquire_lock, release_lock
 from dhs_airflow.promote import promote_dataset
 from pipeline.errors import InputError
@@ -37,43 +38,8 @@ with DAG(
     max_active_runs=1,
     tags=["dark-halo-scope", "phase4"],
     doc_md=__doc__,
-    params={
-        "variant": Param(DEFAULTS["variant"], type="string", title="Dataset variant",
-                         description="Names the dataset; e.g. v5_cosmos_production"),
-        "experiment_id": Param(DEFAULTS["experiment_id"], type="string", title="Experiment id"),
-        "run_config": Param(DEFAULTS["run_config"], type="string", title="Run config",
-                            description="Built-in name (demo, production) or a YAML path of the Phase 4a/4c run config"),
-        "backend": Param(DEFAULTS["backend"], type="string", enum=["local", "emr"], title="Backend",
-                         description="local: spark-submit on the Airflow worker; emr: a new EMR cluster, terminated at the end"),
-        "bands": Param(DEFAULTS["bands"], type="string", pattern=r"^[grz](,[grz])*$", title="Bands",
-                       description="Comma-separated, e.g. g,r,z"),
-        "psf_model": Param(DEFAULTS["psf_model"], type="string", enum=["moffat"], title="PSF model"),
-        "moffat_beta": Param(DEFAULTS["moffat_beta"], type="number", minimum=1.01, maximum=10, title="Moffat beta"),
-        "control_frac_train": Param(DEFAULTS["control_frac_train"], type="number", minimum=0, maximum=0.99,
-                                    title="Control fraction (train)"),
-        "source_mode": Param(DEFAULTS["source_mode"], type="string", enum=["cosmos"], title="Source mode"),
-        "cosmos_bank_h5": Param(DEFAULTS["cosmos_bank_h5"], type="string", title="COSMOS bank (HDF5)"),
-        "manifest_uri": Param(DEFAULTS["manifest_uri"], type="string", title="Phase 4a manifest directory"),
-        "coadd_cache_prefix": Param(DEFAULTS["coadd_cache_prefix"], type="string", title="DR10 coadd cache prefix"),
-        "output_prefix": Param(DEFAULTS["output_prefix"], type="string", title="Output dataset prefix"),
-        "code_prefix": Param(DEFAULTS["code_prefix"], type="string", title="EMR: S3 prefix of the wheel, lock and bootstrap"),
-        "emr_release_label": Param(DEFAULTS["emr_release_label"], type="string", title="EMR release",
-                                   description="Must ship Spark 3.5 (emr-7.x) to match the local pyspark"),
-        "master_instance_type": Param(DEFAULTS["master_instance_type"], type="string", title="EMR master instance type"),
-        "core_instance_type": Param(DEFAULTS["core_instance_type"], type="string", title="EMR core instance type"),
-        "core_instance_count": Param(DEFAULTS["core_instance_count"], type="integer", minimum=0, maximum=200,
-                                     title="EMR core instance count",
-                                     description="0: sized from the manifest's task count, the measured cost per stamp "
-                                                 "(docs/cost_model.md) and the target wall time; the seed used 34"),
-        "target_wall_hours": Param(DEFAULTS["target_wall_hours"], type="number", minimum=0.25, maximum=48,
-                                   title="EMR target wall time (hours)",
-                                   description="The cluster is sized to finish inject + compact + validate within it"),
-        "emr_log_uri": Param(DEFAULTS["emr_log_uri"], type="string", title="EMR log URI"),
-        "local_master": Param(DEFAULTS["local_master"], type="string", title="Local Spark master"),
-        "target_file_mb": Param(DEFAULTS["target_file_mb"], type="integer", minimum=1, title="Compaction target file size (MB)"),
-        "gate_suite": Param(DEFAULTS["gate_suite"], type="string", enum=["demo", "production", "strict"],
-                            title="Gate suite", description="Thresholds from expectations/<suite>.yaml; 'strict' fails the demo on purpose"),
-    },
+    # the trigger form: one field per run parameter, declared in pipeline/run_params.py
+    params=form_params(),
 ) as dag:
 
     @task(multiple_outputs=True)

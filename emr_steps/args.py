@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from pipeline import storage
+from pipeline import run_params, storage
 from pipeline.config import RunConfig, load_run_config, parse_bands
 from pipeline.errors import InputError
 
@@ -51,28 +51,29 @@ def _bands(text: str) -> tuple[str, ...]:
 
 
 def build_parser(prog: str = "emr_steps", stage: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)  # a prefix of a flag is not that flag: every spelling is declared
     p.add_argument("--stage", choices=STAGES, default=stage, required=stage is None, help="4c inject, 4p5 compact")
-    p.add_argument("--output", "--output-s3", dest="output", required=True, help="dataset root D (local, s3://, s3a://)")
-    p.add_argument(
-        "--parent", "--parent-s3", dest="parent",
-        help="4c: the manifest directory M (M/manifest.parquet + M/manifest.json); 4p5: the 4c data or the dataset root (default: --output's current data)",
-    )
-    p.add_argument("--coadd-cache-prefix", "--coadd-s3-cache-prefix", dest="coadd_cache_prefix", help="DR10 coadd cache: <prefix>/<brick>/legacysurvey-*.fits.fz")
-    p.add_argument("--cosmos-bank-h5", dest="cosmos_bank_h5", help="COSMOS bank HDF5 (local or S3; S3 is copied to local disk once per executor)")
-    p.add_argument("--run-config", dest="run_config", help="RunConfig YAML path or built-in name (demo, production); the flags below override it")
-    p.add_argument("--variant")
-    p.add_argument("--experiment-id", dest="experiment_id")
-    p.add_argument("--psf-model", dest="psf_model")
-    p.add_argument("--moffat-beta", dest="moffat_beta", type=float)
-    p.add_argument("--source-mode", dest="source_mode")
-    p.add_argument("--control-frac-train", dest="control_frac_train", type=float)
+    _run_param(p, "output_prefix", required=True, help="dataset root D (local, s3://, s3a://)")
+    _run_param(p, "manifest_uri", help="4c: the manifest directory M (M/manifest.parquet + M/manifest.json)")
+    p.add_argument("--parent", dest="parent_old", help=argparse.SUPPRESS)  # TODO(integration): remove
+    p.add_argument("--source", dest="source",
+                   help="4p5: the 4c data or a dataset root to compact (default: --output-prefix's current data)")
+    _run_param(p, "coadd_cache_prefix", help="DR10 coadd cache: <prefix>/<brick>/legacysurvey-*.fits.fz")
+    _run_param(p, "cosmos_bank_h5", help="COSMOS bank HDF5 (local or S3; S3 is copied to local disk once per executor)")
+    _run_param(p, "run_config", help="RunConfig YAML path or built-in name (demo, production); the flags below override it")
+    _run_param(p, "variant")
+    _run_param(p, "experiment_id")
+    _run_param(p, "psf_model")
+    _run_param(p, "moffat_beta", type=float)
+    _run_param(p, "source_mode")
+    _run_param(p, "control_frac_train", type=float)
     p.add_argument("--unpaired-controls", dest="unpaired_controls", type=_bool01, nargs="?", const=True)
-    p.add_argument("--bands", type=_bands, help="comma-separated, e.g. g,r,z ('grz' is refused)")
+    _run_param(p, "bands", type=_bands, help="comma-separated, e.g. g,r,z ('grz' is refused)")
     p.add_argument("--skip-if-exists", dest="skip_if_exists", type=_bool01, nargs="?", const=True, default=False)
     p.add_argument("--force", type=_bool01, nargs="?", const=True, default=False)
     p.add_argument("--run-id", dest="run_id", help="default: derived from the inputs (4c) so a rerun gives identical rows; UTC time (4p5)")
-    p.add_argument("--target-file-mb", dest="target_file_mb", type=float, default=DEFAULT_TARGET_FILE_MB, help="4p5: target Parquet file size")
+    _run_param(p, "target_file_mb", type=float, default=DEFAULT_TARGET_FILE_MB, help="4p5: target Parquet file size")
     p.add_argument("--num-partitions", dest="num_partitions", type=int, help="4c: Spark partitions of the task table (default spark.sql.shuffle.partitions)")
     p.add_argument("--compression", default="zstd", help="Parquet codec of the written files")
     p.add_argument("--planned-core-hours", dest="planned_core_hours", type=float,
@@ -87,8 +88,29 @@ def build_parser(prog: str = "emr_steps", stage: str | None = None) -> argparse.
     return p
 
 
+def _run_param(p: argparse.ArgumentParser, name: str, **kwargs) -> None:
+    """A flag of a run parameter (pipeline.run_params): its one step flag, plus the seed's spellings."""
+    rp = run_params.param(name)
+    # TODO(integration): drop the pre-schema spellings once tests and benchmarks use the step flags
+    old = {"output_prefix": ("--output",)}.get(name, ())
+    p.add_argument(rp.step_flag, *rp.seed_flags, *old, dest=name, **kwargs)
+
+
 def parse_args(argv: Sequence[str] | None = None, stage: str | None = None, prog: str = "emr_steps") -> argparse.Namespace:
-    return build_parser(prog, stage).parse_args(argv)
+    args = build_parser(prog, stage).parse_args(argv)
+    if args.parent_old:  # TODO(integration): remove with --parent
+        if args.stage == "4c":
+            args.manifest_uri = args.manifest_uri or args.parent_old
+        else:
+            args.source = args.source or args.parent_old
+    if args.stage == "4c" and args.source:
+        raise InputError("--source", "names the data to compact (4p5); stage 4c reads the manifest named by --manifest-uri")
+    if args.stage == "4p5" and args.manifest_uri:
+        raise InputError("--manifest-uri", "stage 4p5 compacts data, not a manifest: name the data with --source")
+    # TODO(integration): remove once emr_steps/inject.py and compact.py read the run parameters' names
+    args.output = args.output_prefix
+    args.parent = args.manifest_uri if args.stage == "4c" else args.source
+    return args
 
 
 def run_config_from_args(args: argparse.Namespace, base: RunConfig | dict | None = None) -> RunConfig:

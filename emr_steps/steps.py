@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline import storage
+from pipeline import run_params, storage
 from pipeline.config import parse_bands
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,16 +86,7 @@ DEFAULT_REGION = "us-east-2"
 #: plus scheduling) and short against the ~$0.5/h per m5.2xlarge node it stops.
 AUTO_TERMINATION_IDLE_S = 3600
 #: The seed's cluster (section 3.1).
-SEED_CLUSTER = {
-    "release_label": "emr-7.6.0",
-    "master_instance_type": "m5.xlarge",
-    "master_instance_count": 1,
-    "core_instance_type": "m5.2xlarge",
-    "core_instance_count": 34,
-    "region": "us-east-2",
-    "log_uri": "s3://darkhaloscope/emr-logs/",
-    "code_prefix": "s3://darkhaloscope/code/dhs/0.1.0",
-}
+SEED_CLUSTER = run_params.SEED_CLUSTER
 
 
 @dataclass(frozen=True)
@@ -124,11 +115,9 @@ class StepDefinition:
 # ------------------------------------------------------------------ params -> definitions
 
 
-def _get(params: Mapping[str, Any], *keys: str, default=None):
-    for k in keys:
-        if params.get(k) not in (None, ""):
-            return params[k]
-    return default
+def _get(params: Mapping[str, Any], key: str, default=None):
+    value = params.get(key)
+    return default if value in (None, "") else value
 
 
 def _bands_arg(value) -> str:
@@ -141,39 +130,44 @@ def _flag01(value) -> str:
     return "1" if str(value).strip().lower() in ("1", "true", "yes", "on") else "0"
 
 
-def _need(params, *keys):
-    value = _get(params, *keys)
-    if value in (None, ""):
+def _need(params, key):
+    value = _get(params, key)
+    if value is None:
         from pipeline.errors import InputError  # noqa: PLC0415
 
-        raise InputError(keys[0], "required to build the step")
+        raise InputError(key, "required to build the step")
     return str(value)
 
 
+def _run_param_args(params: Mapping[str, Any], names: tuple[str, ...]) -> list[str]:
+    """[flag, value, ...] of the run parameters given, each under its one step flag (pipeline.run_params)."""
+    args: list[str] = []
+    for name in names:
+        if _get(params, name) is not None:
+            value = _bands_arg(params[name]) if name == "bands" else str(params[name])
+            args += [run_params.param(name).step_flag, value]
+    return args
+
+
+#: The run parameters each step reads (pipeline.run_params), required ones first.
+INJECT_REQUIRED = ("output_prefix", "manifest_uri", "coadd_cache_prefix", "cosmos_bank_h5")
+INJECT_OPTIONAL = ("run_config", "variant", "experiment_id", "psf_model", "moffat_beta", "source_mode",
+                   "control_frac_train", "bands")
+
+
 def inject_step(params: Mapping[str, Any]) -> StepDefinition:
-    """Stage 4c. Keys (DAG Params names first, CLI names as aliases): manifest_uri|manifest|parent,
-    coadd_cache_prefix, cosmos_bank_h5|bank, output_prefix|output; optional run_config, variant,
-    experiment_id, psf_model, moffat_beta, source_mode, control_frac_train, unpaired_controls,
-    bands, skip_if_exists, force, run_id, num_partitions, compression, planned_core_hours."""
-    args = [
-        "--stage", "4c",
-        "--output", _need(params, "output_prefix", "output"),
-        "--parent", _need(params, "manifest_uri", "manifest", "parent"),
-        "--coadd-cache-prefix", _need(params, "coadd_cache_prefix"),
-        "--cosmos-bank-h5", _need(params, "cosmos_bank_h5", "bank"),
-    ]
-    for key, flag in (("run_config", "--run-config"), ("variant", "--variant"), ("experiment_id", "--experiment-id"),
-                      ("psf_model", "--psf-model"), ("moffat_beta", "--moffat-beta"), ("source_mode", "--source-mode"),
-                      ("control_frac_train", "--control-frac-train"), ("run_id", "--run-id"),
-                      ("num_partitions", "--num-partitions"), ("compression", "--compression"),
+    """Stage 4c. Run parameters (pipeline.run_params): INJECT_REQUIRED, INJECT_OPTIONAL; the plan's
+    own keys: unpaired_controls, skip_if_exists, force, run_id, num_partitions, compression,
+    planned_core_hours, pipeline_run."""
+    for name in INJECT_REQUIRED:
+        _need(params, name)
+    args = ["--stage", "4c", *_run_param_args(params, INJECT_REQUIRED + INJECT_OPTIONAL)]
+    for key, flag in (("run_id", "--run-id"), ("num_partitions", "--num-partitions"), ("compression", "--compression"),
                       ("planned_core_hours", "--planned-core-hours")):
         if _get(params, key) is not None:
             args += [flag, str(params[key])]
-    if _get(params, "unpaired_controls") is not None:
-        args += ["--unpaired-controls", _flag01(params["unpaired_controls"])]
-    if _get(params, "bands") is not None:
-        args += ["--bands", _bands_arg(params["bands"])]
-    for key, flag in (("skip_if_exists", "--skip-if-exists"), ("force", "--force")):
+    for key, flag in (("unpaired_controls", "--unpaired-controls"), ("skip_if_exists", "--skip-if-exists"),
+                      ("force", "--force")):
         if _get(params, key) is not None:
             args += [flag, _flag01(params[key])]
     if _get(params, "pipeline_run") is not None:
@@ -182,33 +176,35 @@ def inject_step(params: Mapping[str, Any]) -> StepDefinition:
 
 
 def compact_step(params: Mapping[str, Any]) -> StepDefinition:
-    """Stage 4p5. Keys: output_prefix|output; pipeline_run (the source is what that run's inject
-    recorded; CURRENT is left to the promotion) or compact_source|parent; optional
-    target_file_mb, compaction_id|run_id, compression."""
-    args = ["--stage", "4p5", "--output", _need(params, "output_prefix", "output")]
+    """Stage 4p5. Run parameters: output_prefix, target_file_mb. The plan's keys: pipeline_run (the
+    source is what that run's inject recorded; CURRENT is left to the promotion), or by hand
+    compact_source (data to compact); optional compaction_id, compression."""
+    args = ["--stage", "4p5", *_run_param_args(params, ("output_prefix",))]
+    _need(params, "output_prefix")
     if _get(params, "pipeline_run") is not None:
         args += ["--pipeline-run", str(params["pipeline_run"]), "--switch-current", "0"]
-    elif _get(params, "compact_source", "parent") is not None:
-        args += ["--parent", str(_get(params, "compact_source", "parent"))]
-    if _get(params, "target_file_mb") is not None:
-        args += ["--target-file-mb", str(params["target_file_mb"])]
-    if _get(params, "compaction_id", "run_id") is not None:
-        args += ["--run-id", str(_get(params, "compaction_id", "run_id"))]
+    elif _get(params, "compact_source") is not None:
+        args += ["--source", str(params["compact_source"])]
+    args += _run_param_args(params, ("target_file_mb",))
+    if _get(params, "compaction_id") is not None:
+        args += ["--run-id", str(params["compaction_id"])]
     if _get(params, "compression") is not None:
         args += ["--compression", str(params["compression"])]
     return StepDefinition(name="dhs 4p5 compact", entry="emr_steps/compact.py", args=tuple(args))
 
 
 def validate_step(params: Mapping[str, Any]) -> StepDefinition:
-    """The gate's validation/profile (emr_steps/validate.py). Keys: output_prefix|output,
-    manifest_uri|manifest; optional gate_suite|variant, validation_uri, validation_run,
-    reference_profile, pipeline_run (validate exactly what that run's compact step recorded)."""
-    output = _need(params, "output_prefix", "output")
-    out = _get(params, "validation_uri") or storage.join(output, "validation", str(_get(params, "validation_run", "run_id", default="latest")))
+    """The gate's validation/profile (emr_steps/validate.py). Run parameters: output_prefix,
+    manifest_uri, gate_suite (default production). The plan's keys: validation_uri (default
+    <output_prefix>/validation/<validation_run or latest>), reference_profile, pipeline_run (validate exactly what that
+    run's compact step recorded)."""
+    output = _need(params, "output_prefix")
+    out = _get(params, "validation_uri") or storage.join(output, "validation", str(_get(params, "validation_run", default="latest")))
     args = [
+        # TODO(integration): the run parameters' step flags once emr_steps/validate.py reads them
         "--dataset", output,
-        "--manifest", _need(params, "manifest_uri", "manifest", "parent"),
-        "--variant", str(_get(params, "gate_suite", "variant", default="production")),
+        "--manifest", _need(params, "manifest_uri"),
+        "--variant", str(_get(params, "gate_suite", default="production")),
         "--out", str(out),
     ]
     if _get(params, "reference_profile") is not None:

@@ -190,7 +190,7 @@ def tiny_inputs(airflow_home) -> dict:
     """Survey, bank and manifest for the local-backend DAG runs, made once per session by the
     user commands (`dhs survey synth`, `dhs bank synth`, `dhs manifest`, demo run config).
     Splits with the demo config's seed: train 139 / val 34 / test 67 tasks, half controls."""
-    from pipeline.cli.main import main
+    from dhs_cli.main import main
 
     out = airflow_home.out_root / "tiny_inputs"  # inside the runs' DHS_ALLOWED_OUTPUT_ROOTS
     survey, bank_dir, manifest = out / "survey", out / "bank", out / "manifest"

@@ -10,7 +10,7 @@ from pipeline.bank.build import build_bank
 from pipeline.bank.galsim_catalog import read_catalog
 from pipeline.bank.store import open_bank
 from pipeline.bank.synth import synth_galsim_catalog
-from pipeline.cli.main import main
+from dhs_cli.main import main
 from pipeline.units import HST_F814W_ZEROPOINT_AB
 
 N = 16

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.cli.main import main
+from dhs_cli.main import main
 from pipeline.config import RunConfig, load_run_config, parse_bands
 from pipeline.errors import InputError
 

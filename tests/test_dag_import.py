@@ -48,9 +48,32 @@ def test_trigger_form_fields_and_seed_cluster_defaults(dagbag):
     schema = {k: params.get_param(k).schema for k in FORM_FIELDS}
     assert schema["backend"]["enum"] == ["local", "emr"]
     assert set(schema["gate_suite"]["enum"]) == {"demo", "production", "strict"}
-    assert schema["bands"]["pattern"] == r"^[grz](,[grz])*$"
+    import re
+
+    band_list = re.compile(schema["bands"]["pattern"])
+    assert all(band_list.fullmatch(b) for b in ("g,r,z", "r", "z,g"))
+    assert not any(band_list.fullmatch(b) for b in ("grz", "g,,r", "g,x", ""))
     assert schema["core_instance_count"]["type"] == "integer"
     assert all(s.get("title") for s in schema.values()), "every field has a form label"
+
+
+def test_form_is_the_run_parameter_table(dagbag, tmp_path, monkeypatch):
+    """The trigger form is derived from pipeline.run_params (one declaration), and the suite choices
+    are the suite files: a new <name>.yaml in the suites folder is a new choice."""
+    from pipeline import run_params
+
+    params = dagbag.dags[PIPELINE].params
+    assert list(params.keys()) == [p.name for p in run_params.RUN_PARAMS]
+    for p in run_params.RUN_PARAMS:
+        field = params.get_param(p.name)
+        schema = {**field.schema, **({"description": field.description} if field.description else {})}
+        assert params[p.name] == p.default and schema == p.json_schema(), p.name
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "lenient_review.yaml").write_text("{}\n")
+    monkeypatch.setenv("DHS_EXPECTATIONS_DIR", str(suites))
+    assert "lenient_review" in run_params.suite_names()
+    assert {"demo", "production", "strict"} <= set(run_params.suite_names())
 
 
 def test_form_rejects_bad_bands_before_a_run(dagbag):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.cli.demo_cmd import airflow_env
+from dhs_cli.demo_cmd import airflow_env
 
 
 def test_airflow_home_is_absolute_for_a_relative_out(tmp_path, monkeypatch):
@@ -20,7 +20,7 @@ def test_airflow_home_is_absolute_for_a_relative_out(tmp_path, monkeypatch):
 
 def test_airflow_database_is_made_in_the_background_and_waited_for(tmp_path):
     """`dhs demo` creates Airflow's database while it makes the inputs (real `airflow db migrate`)."""
-    from pipeline.cli.demo_cmd import start_db_migrate, wait_db_migrate
+    from dhs_cli.demo_cmd import start_db_migrate, wait_db_migrate
 
     proc = start_db_migrate(tmp_path)
     assert proc is not None
@@ -34,7 +34,7 @@ def test_a_failed_database_migration_stops_the_demo_naming_its_log(tmp_path):
 
     import pytest
 
-    from pipeline.cli.demo_cmd import wait_db_migrate
+    from dhs_cli.demo_cmd import wait_db_migrate
 
     with pytest.raises(SystemExit, match=r"airflow db migrate.*exit 1.*db_migrate\.log"):
         wait_db_migrate(subprocess.Popen(["false"]), tmp_path)

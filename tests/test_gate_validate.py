@@ -2,7 +2,7 @@
 
 import json
 
-from pipeline.cli.main import main
+from dhs_cli.main import main
 from tests.gate_factories import clean_validation, gate_cases  # noqa: F401 - fixtures
 
 SEED_SPLIT_KEYS = {"sampled_rows", "total_files", "estimated_total_rows", "cutout_ok_pct", "arc_snr", "theta_e",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli.main import main
+from dhs_cli.main import main
 from tests.gate_factories import clean_validation, gate_cases  # noqa: F401 - fixtures
 from tests.steps_fixtures import kill_group_when
 from tests.test_no_secrets import PATTERNS
@@ -49,7 +49,7 @@ def test_validate_killed_mid_run_leaves_nothing_to_promote(dataset_copy, tmp_pat
     d, manifest = dataset_copy
     out = d / "validation" / "killed"
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", "validate", str(d), "--manifest", str(manifest),
+    proc = subprocess.Popen([sys.executable, "-m", "dhs_cli.main", "validate", str(d), "--manifest", str(manifest),
                              "--variant", "demo", "--out", str(out)], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # out/ appears when the profile is done and the suites / Data Docs are being written

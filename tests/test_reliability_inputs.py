@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.bank.store import write_bank
-from pipeline.cli.main import main
+from dhs_cli.main import main
 from pipeline.config import RunConfig, check_output_prefix
 from pipeline.errors import InputError
 from pipeline.injection.task import RunContext, inject_brick_tasks

@@ -199,7 +199,7 @@ def test_cluster_terminates_itself_when_idle_and_on_a_failed_step(emr_form):
 
 
 def test_dhs_size_prints_the_plan_and_names_bad_flags(capsys, tmp_path):
-    from pipeline.cli.main import main
+    from dhs_cli.main import main
 
     assert main(["size", "--tasks", "11750000", "--hours", "2"]) == 0
     out = capsys.readouterr().out
@@ -216,7 +216,7 @@ def test_dhs_size_prints_the_plan_and_names_bad_flags(capsys, tmp_path):
 def test_dhs_stage_code_refuses_outside_the_roots_and_a_non_wheel(capsys, tmp_path, monkeypatch):
     """`dhs stage-code` writes the code every EMR node runs as root: the output-root allow-list
     applies, and --wheel must be this checkout's wheel file."""
-    from pipeline.cli.main import main
+    from dhs_cli.main import main
 
     monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", str(tmp_path / "ok"))
     assert main(["stage-code", str(tmp_path / "elsewhere")]) == 2

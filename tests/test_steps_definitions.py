@@ -50,7 +50,7 @@ def test_inject_definition_renders_emr_and_local_with_the_same_args():
     entry = a.index("s3://darkhaloscope/code/dhs/0.1.0/emr_steps/inject.py")
     emr_args = a[entry + 1:]
     assert _opt(emr_args, "--bands") == "g,r,z"
-    assert _opt(emr_args, "--parent").startswith("s3://")  # s3a:// respelled for EMRFS
+    assert _opt(emr_args, "--manifest-uri").startswith("s3://")  # s3a:// respelled for EMRFS
     assert all(not x.startswith("s3a://") for x in a)
     assert _opt(emr_args, "--skip-if-exists") == "1" and _opt(emr_args, "--force") == "1"
 
@@ -76,7 +76,7 @@ def test_bands_are_comma_separated_and_grz_is_refused():
     with pytest.raises(InputError, match="comma-separated"):
         inject_step({**PARAMS, "bands": "grz"})
     with pytest.raises(SystemExit):
-        stepargs.parse_args(["--output", "x", "--bands", "grz"], stage="4c")
+        stepargs.parse_args(["--output-prefix", "x", "--bands", "grz"], stage="4c")
 
 
 def test_seed_flags_parse_including_s3_aliases():
@@ -90,9 +90,35 @@ def test_seed_flags_parse_including_s3_aliases():
     assert a.stage == "4c" and a.bands == ("g", "r", "z") and a.skip_if_exists and a.force and a.unpaired_controls
     cfg = stepargs.run_config_from_args(a, base={"variant": "demo"})
     assert cfg.variant == "v5_cosmos_production" and cfg.control_frac["train"] == 0.5 and cfg.moffat_beta == 3.5
-    paths = stepargs.dataset_paths(a.output)
+    paths = stepargs.dataset_paths(a.output_prefix)
     assert paths.data == "s3://darkhaloscope/phase4_pipeline/phase4c/v5_cosmos_production/phase4c"
     assert paths.data_spark.startswith("s3a://darkhaloscope/")
+
+
+def test_every_run_parameter_reaches_its_step_under_its_one_flag():
+    """The step builders and the step scripts' parser both come from pipeline.run_params: each
+    parameter a step reads is rendered under its step flag and parsed back to the same name."""
+    from pipeline import run_params
+
+    inject = list(inject_step(PARAMS).args)
+    parsed = stepargs.parse_args(inject)
+    for p in run_params.RUN_PARAMS:
+        if p.step_flag and p.name in PARAMS and p.name not in ("target_file_mb", "gate_suite"):
+            assert p.step_flag in inject, p.name
+            value, expected = getattr(parsed, p.name), PARAMS[p.name]
+            if isinstance(expected, list):
+                assert value == tuple(expected), p.name
+            elif isinstance(expected, str):  # EMR respells s3a:// as s3://
+                assert str(value).replace("s3a://", "s3://") == expected.replace("s3a://", "s3://"), p.name
+            else:
+                assert value == expected, p.name
+    compact = list(compact_step({**PARAMS, "pipeline_run": None}).args)
+    assert stepargs.parse_args(compact).target_file_mb == 256.0
+    # the one name per flag: 4c reads a manifest, 4p5 compacts data; each refuses the other's
+    with pytest.raises(InputError, match="--source"):
+        stepargs.parse_args(["--stage", "4c", "--output-prefix", "x", "--source", "y"])
+    with pytest.raises(InputError, match="--manifest-uri"):
+        stepargs.parse_args(["--stage", "4p5", "--output-prefix", "x", "--manifest-uri", "y"])
 
 
 def test_rerun_decision():

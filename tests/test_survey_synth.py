@@ -16,7 +16,7 @@ from astropy.io import fits
 from scipy.signal import fftconvolve
 from scipy.special import gammainc, gamma
 
-from pipeline.cli.main import main as dhs
+from dhs_cli.main import main as dhs
 from pipeline.survey import maskbits as mb
 from pipeline.survey import profiles
 from pipeline.survey.bricks import brick_wcs, brickname_for, cutout_inside

@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline import sizing, storage
+from pipeline import run_params, sizing, storage
 from pipeline.config import CONFIG_DIR, allowed_output_roots, check_output_prefix, load_run_config, parse_bands
 from pipeline.errors import InputError
 
@@ -45,11 +45,12 @@ LOCAL_MASTER = re.compile(r"local\[(\*|[1-9][0-9]{0,2})\]")
 EMR_RELEASE = re.compile(r"emr-7\.[0-9]{1,2}\.[0-9]{1,2}")  # emr-7.x ships Spark 3.5, as the local pyspark
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]{0,15}\.[a-z0-9]{1,16}")
 
-ENUMS = {"backend": ("local", "emr"), "psf_model": ("moffat",), "source_mode": ("cosmos",)}
-#: (min, max) inclusive, as in the DAG's Params
-NUMBERS = {"moffat_beta": (1.01, 10.0), "control_frac_train": (0.0, 0.99), "target_wall_hours": (0.25, 48.0)}
-#: core_instance_count 0 = sized from the work (pipeline.sizing)
-INTEGERS = {"core_instance_count": (0, 200), "target_file_mb": (1, 4096)}
+#: checked by their own rule below (allow-lists, files, suite names), not only by the schema's enum
+_OWN_RULE = ("gate_suite",)
+ENUMS = {p.name: p.enum for p in run_params.RUN_PARAMS if p.enum and p.name not in _OWN_RULE}
+#: (min, max) inclusive, as in the trigger form (pipeline.run_params)
+NUMBERS = {p.name: (float(p.minimum), float(p.maximum)) for p in run_params.RUN_PARAMS if p.type == "number"}
+INTEGERS = {p.name: (int(p.minimum), int(p.maximum)) for p in run_params.RUN_PARAMS if p.type == "integer"}
 INPUT_URIS = ("cosmos_bank_h5", "manifest_uri", "coadd_cache_prefix")
 
 
@@ -135,6 +136,13 @@ def check_gate_suite(value: str) -> str:
     except InputError as exc:
         raise InputError("gate_suite", exc.problem) from None
     return value
+
+
+def form_params() -> dict[str, Any]:
+    """The DAG's `params` (the trigger form), one Airflow `Param` per run parameter."""
+    from airflow.sdk import Param  # noqa: PLC0415 - only the DAG needs Airflow; the checks run without it
+
+    return {p.name: Param(p.default, **p.json_schema()) for p in run_params.RUN_PARAMS}
 
 
 def check_form(params: Mapping[str, Any]) -> dict[str, Any]:

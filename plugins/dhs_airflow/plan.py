@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dhs_airflow.form import check_form
 from emr_steps import steps
-from pipeline import sizing, storage
+from pipeline import run_params, sizing, storage
 from pipeline.config import allowed_output_roots as configured_output_roots
 from pipeline.config import check_output_prefix as config_check_output_prefix
 from pipeline.config import load_run_config, parse_bands
@@ -26,33 +26,8 @@ from pipeline.errors import InputError
 STEPS = ("inject", "compact", "validate")
 _STEP_BUILDERS = {"inject": steps.inject_step, "compact": steps.compact_step, "validate": steps.validate_step}
 
-DEFAULTS = {
-    "variant": "demo",
-    "experiment_id": "demo_stamp64_bandsgrz_cosmos",
-    "run_config": "demo",
-    "backend": "local",
-    "bands": "g,r,z",
-    "psf_model": "moffat",
-    "moffat_beta": 3.5,
-    "control_frac_train": 0.5,
-    "source_mode": "cosmos",
-    "cosmos_bank_h5": "demo_output/bank/cosmos_bank.h5",
-    "manifest_uri": "demo_output/manifest",
-    "coadd_cache_prefix": "demo_output/survey/coadd",
-    "output_prefix": "demo_output/dataset",
-    "code_prefix": steps.SEED_CLUSTER["code_prefix"],
-    "emr_release_label": steps.SEED_CLUSTER["release_label"],
-    "master_instance_type": steps.SEED_CLUSTER["master_instance_type"],
-    "core_instance_type": steps.SEED_CLUSTER["core_instance_type"],
-    # 0: sized from the manifest's task count, the cost model and target_wall_hours
-    # (pipeline.sizing); the seed's 34 stays one explicit value away
-    "core_instance_count": 0,
-    "target_wall_hours": 2.0,
-    "emr_log_uri": steps.SEED_CLUSTER["log_uri"],
-    "local_master": "local[2]",
-    "target_file_mb": 256,
-    "gate_suite": "demo",
-}
+#: the trigger form's initial values, from the one run-parameter table (pipeline.run_params)
+DEFAULTS = run_params.defaults()
 
 
 def allowed_output_roots() -> list[str]:

@@ -17,7 +17,7 @@ exit codes: 0 the gate passed, 1 the gate failed (the failed checks are listed),
 
 
 def register(subparsers) -> None:
-    from pipeline.cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter
 
     p = subparsers.add_parser("validate", help="gate a dataset: row contract, profile, GX suites, Data Docs, report",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)
@@ -37,7 +37,7 @@ def run(args) -> int:
     from pipeline.gate.validate import validate_dataset
 
     out = args.out or storage.join(args.dataset, "validation", "latest")
-    # unreadable data raises InputError naming the file (exit 2 in pipeline.cli.main), never exit 1
+    # unreadable data raises InputError naming the file (exit 2 in dhs_cli.main), never exit 1
     result = validate_dataset(args.dataset, manifest_uri=args.manifest, variant=args.variant, out_dir=out,
                               reference_profile=args.reference_profile,
                               build_docs=not args.no_docs, build_report=not (args.no_docs or args.no_report))

@@ -12,7 +12,7 @@ examples:
 
 
 def register(subparsers) -> None:
-    from pipeline.cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter
 
     p = subparsers.add_parser("size", help="EMR cluster size from the task count and a target wall time",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)

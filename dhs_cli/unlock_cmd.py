@@ -10,7 +10,7 @@ example:
 
 
 def register(subparsers) -> None:
-    from pipeline.cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter
 
     p = subparsers.add_parser("unlock", help="release a dead run's lock on a dataset prefix",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)

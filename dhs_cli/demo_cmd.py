@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "dhs_phase4_pipeline"
 
 
 def register(subparsers) -> None:
-    from pipeline.cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter
 
     p = subparsers.add_parser(
         "demo",
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 
 
 def _dhs(argv: list[str]) -> None:
-    from pipeline.cli.main import main
+    from dhs_cli.main import main
 
     code = main(argv)
     if code:

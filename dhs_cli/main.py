@@ -15,19 +15,19 @@ from pipeline.errors import InputError
 
 #: Subcommand modules, in the order `dhs --help` lists them (the data flow).
 COMMAND_MODULES = (
-    "pipeline.cli.demo_cmd",
-    "pipeline.cli.survey_cmd",
-    "pipeline.cli.bank_cmd",
-    "pipeline.cli.manifest_cmd",
-    "pipeline.cli.inject_cmd",
-    "pipeline.cli.compact_cmd",
-    "pipeline.cli.validate_cmd",
-    "pipeline.cli.promote_cmd",
-    "pipeline.cli.verify_cmd",
-    "pipeline.cli.unlock_cmd",
-    "pipeline.cli.size_cmd",
-    "pipeline.cli.stage_cmd",
-    "pipeline.cli.gallery_cmd",
+    "dhs_cli.demo_cmd",
+    "dhs_cli.survey_cmd",
+    "dhs_cli.bank_cmd",
+    "dhs_cli.manifest_cmd",
+    "dhs_cli.inject_cmd",
+    "dhs_cli.compact_cmd",
+    "dhs_cli.validate_cmd",
+    "dhs_cli.promote_cmd",
+    "dhs_cli.verify_cmd",
+    "dhs_cli.unlock_cmd",
+    "dhs_cli.size_cmd",
+    "dhs_cli.stage_cmd",
+    "dhs_cli.gallery_cmd",
 )
 
 EPILOG = """\
@@ -52,7 +52,7 @@ def _write_targets(args) -> list[tuple[str, str]]:
     if cmd in ("manifest", "gallery", "demo", "survey", "bank"):  # `survey info`, `bank info` have no --out
         return [("--out", args.out)] if getattr(args, "out", None) else []
     if cmd in ("inject", "compact"):
-        return [("--output", args.output)]
+        return [("--output-prefix", args.output_prefix)]
     if cmd == "validate":
         return [("--out", args.out)] if args.out else [("DATASET", args.dataset)]
     if cmd == "stage-code":
@@ -71,6 +71,18 @@ def check_write_targets(args) -> None:
         return
     for flag, where in _write_targets(args):
         check_output_prefix(str(where), source=flag)
+
+
+def add_run_param(parser: argparse.ArgumentParser, name: str, *old_flags: str, **kwargs) -> None:
+    """A `dhs` flag for a run parameter (pipeline.run_params): `--<name>`, dest `<name>`. Default None
+    (the step's or the run config's default applies) unless given.
+    TODO(integration): `old_flags` keep the earlier short spellings while benchmarks move over."""
+    from pipeline import run_params  # noqa: PLC0415
+
+    rp = run_params.param(name)
+    kwargs.setdefault("help", rp.description or rp.title)
+    kwargs.setdefault("default", None)
+    parser.add_argument(rp.cli_flag, *old_flags, dest=name, **kwargs)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

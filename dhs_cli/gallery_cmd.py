@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.cli.main import HelpFormatter
+from dhs_cli.main import HelpFormatter
 from pipeline.errors import InputError
 
 EPILOG = """\

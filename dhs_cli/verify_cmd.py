@@ -15,7 +15,7 @@ judged other data, or the suite is weaker than the run config's minimum (or --mi
 
 
 def register(subparsers) -> None:
-    from pipeline.cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter
 
     p = subparsers.add_parser("verify-promoted", help="verify a promoted dataset (checksum, validation, suite)",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)

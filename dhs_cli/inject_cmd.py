@@ -7,12 +7,12 @@ import json
 import sys
 import time
 
-from pipeline.cli.main import HelpFormatter
+from dhs_cli.main import HelpFormatter, add_run_param
 
 EPILOG = """\
 example:
-  dhs inject --manifest demo_output/manifest --coadd-cache-prefix demo_output/survey/coadd \\
-      --bank demo_output/bank/cosmos_bank.h5 --output demo_output/dataset --run-config demo
+  dhs inject --manifest-uri demo_output/manifest --coadd-cache-prefix demo_output/survey/coadd \\
+      --cosmos-bank-h5 demo_output/bank/cosmos_bank.h5 --output-prefix demo_output/dataset --run-config demo
 Writes demo_output/dataset/phase4c/region_split=<split>/part-*.parquet and _dhs_dataset.json.
 """
 
@@ -22,13 +22,14 @@ def register(subparsers) -> None:
         "inject", help="stage 4c: inject lensed COSMOS sources into LRG cutouts (Spark)",
         description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter,
     )
-    p.add_argument("--manifest", required=True, help="manifest directory M (M/manifest.parquet, M/manifest.json)")
-    p.add_argument("--coadd-cache-prefix", required=True, help="coadd cache prefix, e.g. S/coadd")
-    p.add_argument("--bank", required=True, help="COSMOS bank HDF5")
-    p.add_argument("--output", required=True, help="dataset root D")
-    p.add_argument("--run-config", default=None, help="RunConfig YAML or name (default: the manifest's)")
-    p.add_argument("--bands", default=None, help="comma-separated, e.g. g,r,z")
-    p.add_argument("--master", default=None, help="Spark master (default $DHS_SPARK_MASTER or local[2])")
+    add_run_param(p, "manifest_uri", "--manifest", required=True,
+                  help="manifest directory M (M/manifest.parquet, M/manifest.json)")
+    add_run_param(p, "coadd_cache_prefix", required=True, help="coadd cache prefix, e.g. S/coadd")
+    add_run_param(p, "cosmos_bank_h5", "--bank", required=True, help="COSMOS bank HDF5")
+    add_run_param(p, "output_prefix", "--output", required=True, help="dataset root D")
+    add_run_param(p, "run_config", help="RunConfig YAML or name (default: the manifest's)")
+    add_run_param(p, "bands", help="comma-separated, e.g. g,r,z (default: the run config's)")
+    add_run_param(p, "local_master", "--master", help="Spark master (default $DHS_SPARK_MASTER or local[2])")
     p.add_argument("--partitions", type=int, default=None, help="Spark partitions of the task table")
     p.add_argument("--skip-if-exists", action="store_true", help="keep a complete output of this very run")
     p.add_argument("--force", action="store_true", help="rewrite whatever is at the output")
@@ -46,7 +47,7 @@ def check_inputs(args) -> None:
         load_run_config(args.run_config)
     if args.bands:
         parse_bands(args.bands)
-    check_manifest(args.manifest)
+    check_manifest(args.manifest_uri)
 
 
 def check_manifest(uri: str) -> None:
@@ -90,13 +91,14 @@ def _run(args) -> int:
     check_inputs(args)
 
     params = {
-        "manifest": args.manifest, "coadd_cache_prefix": args.coadd_cache_prefix, "bank": args.bank,
-        "output": args.output, "run_config": args.run_config, "bands": args.bands, "run_id": args.run_id,
+        **{name: getattr(args, name) for name in ("manifest_uri", "coadd_cache_prefix", "cosmos_bank_h5",
+                                                   "output_prefix", "run_config", "bands")},
+        "run_id": args.run_id,
         "num_partitions": args.partitions,
         "skip_if_exists": 1 if args.skip_if_exists else None, "force": 1 if args.force else None,
     }
     t0 = time.perf_counter()
-    proc = run_local(inject_step(params), master=args.master, tail_lines=400)
+    proc = run_local(inject_step(params), master=args.local_master, tail_lines=400)
     return report(proc, "inject", time.perf_counter() - t0)
 
 

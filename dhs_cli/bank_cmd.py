@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli.main import HelpFormatter
+from dhs_cli.main import HelpFormatter
 from pipeline.errors import InputError
 
 BUILD_EPILOG = """\

@@ -14,7 +14,7 @@ again returns the same record. Consumers check a promotion with `dhs verify-prom
 
 
 def register(subparsers) -> None:
-    from pipeline.cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter
 
     p = subparsers.add_parser("promote", help="promote a dataset whose validation passed",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli.main import HelpFormatter
+from dhs_cli.main import HelpFormatter
 from pipeline.survey.synth import SynthParams, read_survey_info, synth_survey
 
 EPILOG = """\

@@ -12,7 +12,7 @@ example:
 
 
 def register(subparsers) -> None:
-    from pipeline.cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter
 
     p = subparsers.add_parser("stage-code", help="upload the wheel, lock, bootstrap and entry scripts for EMR",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)
