@@ -20,7 +20,8 @@ DAG_ID = "dhs_phase4_pipeline"
 
 
 def register(subparsers) -> None:
-    from dhs_cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter, add_run_param
+    from pipeline.run_params import suite_names
 
     p = subparsers.add_parser(
         "demo",
@@ -28,12 +29,12 @@ def register(subparsers) -> None:
         description=__doc__,
         formatter_class=HelpFormatter,
         epilog="example:\n  dhs demo --out demo_output            # inputs, then the Airflow DAG, local backend\n"
-               "  dhs demo --out demo_output --suite strict   # the same data through a gate that must fail\n",
+               "  dhs demo --out demo_output --gate-suite strict   # the same data through a gate that must fail\n",
     )
     p.add_argument("--out", default="demo_output", help="folder for everything the demo writes")
-    p.add_argument("--suite", default="demo", choices=["demo", "production", "strict"], help="gate suite")
+    add_run_param(p, "gate_suite", "--suite", default="demo", choices=suite_names())
     p.add_argument("--inputs-only", action="store_true", help="make the survey, bank and manifest, skip the DAG")
-    p.add_argument("--master", default="local[2]", help="Spark master of the local backend")
+    add_run_param(p, "local_master", "--master", default="local[2]", help="Spark master of the local backend")
     p.set_defaults(func=run)
 
 
@@ -154,12 +155,12 @@ def run(args) -> int:
     if args.inputs_only:
         return 0
     wait_db_migrate(migrate, out)
-    conf = dag_conf(inputs, out, args.suite, args.master)
+    conf = dag_conf(inputs, out, args.gate_suite, args.local_master)
     code = run_dag(out, conf)
     dataset = Path(conf["output_prefix"])
     summary = _summarise(dataset, out)
     if code != 0 or not summary["promoted"]:
-        print(f"the DAG run did not promote the dataset (suite {args.suite}); see {out / 'airflow' / 'dags_test.log'}")
+        print(f"the DAG run did not promote the dataset (suite {args.gate_suite}); see {out / 'airflow' / 'dags_test.log'}")
         for line in summary["failures"]:
             print(f"  - {line}")
         return 1

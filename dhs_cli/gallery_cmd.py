@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dhs_cli.main import HelpFormatter
+from dhs_cli.main import HelpFormatter, add_run_param
 from pipeline.errors import InputError
 
 EPILOG = """\
@@ -27,9 +27,9 @@ def register(subparsers) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--rows", help="Parquet file or dataset directory of contract rows")
-    p.add_argument("--manifest", help="manifest directory (or manifest.parquet) to render directly")
-    p.add_argument("--coadd-cache", help="coadd cache prefix (with --manifest), e.g. S/coadd")
-    p.add_argument("--bank", help="COSMOS bank HDF5 (with --manifest)")
+    add_run_param(p, "manifest_uri", "--manifest", help="manifest directory (or manifest.parquet) to render directly")
+    add_run_param(p, "coadd_cache_prefix", "--coadd-cache", help="coadd cache prefix (with --manifest-uri), e.g. S/coadd")
+    add_run_param(p, "cosmos_bank_h5", "--bank", help="COSMOS bank HDF5 (with --manifest-uri)")
     p.add_argument("--n", type=int, default=16, help="number of stamps")
     p.add_argument("--ncols", type=int, default=4, help="stamps per row")
     p.add_argument("--out", required=True, help="output PNG path")
@@ -41,17 +41,18 @@ def run(args) -> int:
 
     if args.n < 1:
         raise InputError("--n", f"must be >= 1, got {args.n}")
-    if bool(args.rows) == bool(args.manifest):
-        raise InputError("--rows/--manifest", "give exactly one of --rows or --manifest")
+    if bool(args.rows) == bool(args.manifest_uri):
+        raise InputError("--rows/--manifest-uri", "give exactly one of --rows or --manifest-uri")
     if args.rows:
         rows = read_rows(args.rows, args.n)
         title = f"{args.rows}: {len(rows)} stamps"
     else:
-        missing = [f for f, v in (("--coadd-cache", args.coadd_cache), ("--bank", args.bank)) if not v]
+        missing = [f for f, v in (("--coadd-cache-prefix", args.coadd_cache_prefix),
+                                  ("--cosmos-bank-h5", args.cosmos_bank_h5)) if not v]
         if missing:
-            raise InputError(" ".join(missing), "required with --manifest")
-        rows = select_rows(render_from_manifest(args.manifest, args.coadd_cache, args.bank, args.n), args.n)
-        title = f"{args.manifest}: first {len(rows)} tasks rendered"
+            raise InputError(" ".join(missing), "required with --manifest-uri")
+        rows = select_rows(render_from_manifest(args.manifest_uri, args.coadd_cache_prefix, args.cosmos_bank_h5, args.n), args.n)
+        title = f"{args.manifest_uri}: first {len(rows)} tasks rendered"
     out = render_gallery(rows, args.out, ncols=args.ncols, title=title)
     ok = sum(1 for r in rows if r.get("cutout_ok"))
     print(f"wrote {out}: {len(rows)} stamps ({ok} ok, {sum(1 for r in rows if r.get('is_control'))} controls)")

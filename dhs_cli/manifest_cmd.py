@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dhs_cli.main import HelpFormatter
+from dhs_cli.main import HelpFormatter, add_run_param
 from pipeline.errors import InputError
 
 EPILOG = """\
 example:
-  dhs manifest --lrg demo_output/survey/lrg.parquet --bank demo_output/bank/cosmos_bank.h5 \\
-      --config demo --out demo_output/manifest --max-tasks 5000
+  dhs manifest --lrg demo_output/survey/lrg.parquet --cosmos-bank-h5 demo_output/bank/cosmos_bank.h5 \\
+      --run-config demo --out demo_output/manifest --max-tasks 5000
 
 prints the tasks per split and each split's control fraction; writes OUT/manifest.parquet (one row
 per task, every random quantity frozen) and OUT/manifest.json (run config, counts, input sha256).
@@ -26,8 +26,8 @@ def register(subparsers) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--lrg", required=True, help="Phase 3 LRG table (Parquet; local or s3://)")
-    p.add_argument("--bank", required=True, help="COSMOS bank HDF5 (local or s3://)")
-    p.add_argument("--config", default="demo", help="run config YAML path or built-in name (demo, production)")
+    add_run_param(p, "cosmos_bank_h5", "--bank", required=True, help="COSMOS bank HDF5 (local or s3://)")
+    add_run_param(p, "run_config", "--config", default="demo", help="run config YAML path or built-in name (demo, production)")
     p.add_argument("--out", required=True, help="output directory (local or s3://)")
     p.add_argument("--max-tasks", type=int, default=None, help="keep a deterministic subset of at most N tasks")
     p.set_defaults(func=run)
@@ -76,13 +76,13 @@ def run(args) -> int:
     from pipeline.manifest import build_manifest, manifest_counts, write_manifest  # noqa: PLC0415
     from pipeline.survey.lrg_table import read_lrg_table  # noqa: PLC0415
 
-    config = load_run_config(args.config)
+    config = load_run_config(args.run_config)
     lrg = read_lrg_table(args.lrg)
-    n_bank, hlr, hlr_filter, bank_sha, local = bank_catalog(args.bank)
+    n_bank, hlr, hlr_filter, bank_sha, local = bank_catalog(args.cosmos_bank_h5)
     phot = bank_photometry(local)
     df = build_manifest(lrg, config, n_bank, hlr, hlr_filter_arcsec=hlr_filter, max_tasks=args.max_tasks,
                         source=args.lrg, bank_mag_f814w=phot["mag_f814w"], bank_zphot=phot["zphot"])
-    write_manifest(df, args.out, config, {"lrg": args.lrg, "bank": {"uri": args.bank, "sha256": bank_sha}})
+    write_manifest(df, args.out, config, {"lrg": args.lrg, "bank": {"uri": args.cosmos_bank_h5, "sha256": bank_sha}})
     counts = manifest_counts(df)
     print(f"manifest: {len(df)} tasks from {df['lrg_id'].nunique()} LRGs -> {args.out}")
     print(f"{'split':6} {'tasks':>8} {'control':>8} {'inject':>8} {'ctrl frac':>9} {'target':>7} {'regions':>8}")

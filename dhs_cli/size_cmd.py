@@ -3,6 +3,8 @@ task uses when the form's core_instance_count is 0."""
 
 from __future__ import annotations
 
+from pipeline import run_params
+
 EPILOG = """\
 examples:
   dhs size --tasks 11750000 --hours 2                 # the seed's run in two hours
@@ -12,16 +14,18 @@ examples:
 
 
 def register(subparsers) -> None:
-    from dhs_cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter, add_run_param
 
     p = subparsers.add_parser("size", help="EMR cluster size from the task count and a target wall time",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--tasks", type=int, help="number of stamps (manifest tasks)")
-    what.add_argument("--manifest", help="Phase 4a manifest directory (reads n_tasks from its manifest.json)")
-    p.add_argument("--hours", type=float, default=2.0, help="target wall time of inject + compact + validate")
-    p.add_argument("--instance-type", default="m5.2xlarge", help="EMR core instance type")
-    p.add_argument("--nodes", type=int, help="an explicit node count (prints what it would take and cost)")
+    add_run_param(what, "manifest_uri", "--manifest", help="Phase 4a manifest directory (reads n_tasks from its manifest.json)")
+    add_run_param(p, "target_wall_hours", "--hours", type=float, default=run_params.param("target_wall_hours").default,
+                  help="target wall time of inject + compact + validate")
+    add_run_param(p, "core_instance_type", "--instance-type", default=run_params.param("core_instance_type").default)
+    add_run_param(p, "core_instance_count", "--nodes", type=int,
+                  help="an explicit node count (prints what it would take and cost)")
     p.set_defaults(func=run)
 
 
@@ -30,22 +34,24 @@ def run(args) -> int:
 
     from pipeline import sizing
 
-    if args.manifest:
+    if args.manifest_uri:
         from pipeline.manifest import task_count  # noqa: PLC0415 - the same reader as the DAG's plan
 
-        tasks = task_count(args.manifest, source="--manifest")
+        tasks = task_count(args.manifest_uri, source="--manifest-uri")
     else:
         tasks = args.tasks
     from pipeline.errors import InputError
 
-    flags = {"manifest": "--tasks", "target_wall_hours": "--hours", "core_instance_type": "--instance-type"}
-    if args.nodes is not None and not 1 <= args.nodes <= sizing.MAX_CORE_NODES:
-        raise InputError("--nodes", f"must be between 1 and {sizing.MAX_CORE_NODES}, got {args.nodes}")
+    nodes = args.core_instance_count
+    if nodes is not None and not 1 <= nodes <= sizing.MAX_CORE_NODES:
+        raise InputError("--core-instance-count", f"must be between 1 and {sizing.MAX_CORE_NODES}, got {nodes}")
     try:
-        plan = sizing.plan_cluster(tasks, target_wall_hours=args.hours, core_instance_type=args.instance_type,
-                                   core_instance_count=args.nodes)
-    except InputError as exc:  # the library names the form's fields; here the user typed flags
-        raise InputError(flags.get(exc.source, exc.source), exc.problem) from None
+        plan = sizing.plan_cluster(tasks, target_wall_hours=args.target_wall_hours,
+                                   core_instance_type=args.core_instance_type, core_instance_count=nodes)
+    except InputError as exc:  # the library names the run parameter; here the user typed its flag
+        flag = "--tasks" if exc.source == "manifest" else \
+            run_params.param(exc.source).cli_flag if exc.source in run_params.BY_NAME else exc.source
+        raise InputError(flag, exc.problem) from None
     model = sizing.load_cost_model()
     print(f"{plan.stamps} stamps, {model.core_s_per_stamp * 1e3:.2f} core-ms each "
           f"({', '.join(f'{k} {v.marginal_core_s_per_stamp * 1e3:.2f}' for k, v in model.steps.items())}; "

@@ -6,10 +6,10 @@ import json
 
 EPILOG = """\
 example:
-  dhs validate demo_output/dataset --manifest demo_output/manifest --variant demo \\
+  dhs validate demo_output/dataset --manifest-uri demo_output/manifest --gate-suite demo \\
       --out demo_output/dataset/validation/run1
   # -> validation.json, profile.json, data_docs/index.html, report/index.html in --out
-  dhs validate D --manifest M --variant production --out D/validation/r2 \\
+  dhs validate D --manifest-uri M --gate-suite production --out D/validation/r2 \\
       --reference-profile D_prev/validation/r1/profile.json     # also checks drift
 
 exit codes: 0 the gate passed, 1 the gate failed (the failed checks are listed), 2 unusable input
@@ -17,13 +17,14 @@ exit codes: 0 the gate passed, 1 the gate failed (the failed checks are listed),
 
 
 def register(subparsers) -> None:
-    from dhs_cli.main import HelpFormatter
+    from dhs_cli.main import HelpFormatter, add_run_param
 
     p = subparsers.add_parser("validate", help="gate a dataset: row contract, profile, GX suites, Data Docs, report",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)
     p.add_argument("dataset", metavar="DATASET", help="dataset dir or URI (follows DATASET/CURRENT)")
-    p.add_argument("--manifest", required=True, help="manifest dir (manifest.json / manifest.parquet)")
-    p.add_argument("--variant", default="demo", help="thresholds: expectations/<variant>.yaml or a YAML path")
+    add_run_param(p, "manifest_uri", "--manifest", required=True, help="manifest dir (manifest.json / manifest.parquet)")
+    add_run_param(p, "gate_suite", "--variant", default="demo",
+                  help="suite: a name (expectations/<name>.yaml) or a YAML path")
     p.add_argument("--out", default=None, help="output dir (default DATASET/validation/latest)")
     p.add_argument("--reference-profile", default=None, help="profile.json of the last promoted dataset (drift)")
     p.add_argument("--no-docs", action="store_true", help="skip GX Data Docs and the HTML report")
@@ -38,7 +39,7 @@ def run(args) -> int:
 
     out = args.out or storage.join(args.dataset, "validation", "latest")
     # unreadable data raises InputError naming the file (exit 2 in dhs_cli.main), never exit 1
-    result = validate_dataset(args.dataset, manifest_uri=args.manifest, variant=args.variant, out_dir=out,
+    result = validate_dataset(args.dataset, manifest_uri=args.manifest_uri, variant=args.gate_suite, out_dir=out,
                               reference_profile=args.reference_profile,
                               build_docs=not args.no_docs, build_report=not (args.no_docs or args.no_report))
     print(json.dumps({"passed": result.passed, "validation": result.validation_json,

@@ -201,8 +201,8 @@ def tiny_inputs(airflow_home) -> dict:
     assert main(synth) == 0
     assert main(["bank", "synth", "--out", str(bank_dir), "--n", str(TINY_BANK_GALAXIES),
                  "--include-real", str(REPO / "data" / "hst_galaxies")]) == 0
-    assert main(["manifest", "--lrg", str(survey / "lrg.parquet"), "--bank", str(bank_dir / "cosmos_bank.h5"),
-                 "--config", "demo", "--out", str(manifest)]) == 0
+    assert main(["manifest", "--lrg", str(survey / "lrg.parquet"), "--cosmos-bank-h5", str(bank_dir / "cosmos_bank.h5"),
+                 "--run-config", "demo", "--out", str(manifest)]) == 0
     print(f"\ntiny inputs in {time.time() - t0:.0f} s")
     return {"manifest": manifest, "coadd": survey / "coadd", "bank": bank_dir / "cosmos_bank.h5",
             "tasks": TINY_SURVEY["n_bricks"] * TINY_SURVEY["lrgs_per_brick"]}

@@ -77,8 +77,8 @@ def test_cli_reports_bad_config_without_traceback(tmp_path, capsys):
                hlr_filter_arcsec=(0.1, 1.0), created_by="test")
     path = tmp_path / "run.yaml"
     path.write_text("theta_e_min_arcsec: 2.6\ntheta_e_max_arcsec: 2.5\n")
-    code = main(["manifest", "--lrg", str(tmp_path / "lrg.parquet"), "--bank", str(tmp_path / "b.h5"),
-                 "--config", str(path), "--out", str(tmp_path / "m")])
+    code = main(["manifest", "--lrg", str(tmp_path / "lrg.parquet"), "--cosmos-bank-h5", str(tmp_path / "b.h5"),
+                 "--run-config", str(path), "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert f"{path}: theta_e_min_arcsec: need 0 < min <= max, got 2.6 > 2.5" in err

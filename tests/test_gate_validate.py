@@ -46,9 +46,9 @@ def test_validation_json_keeps_seed_keys(clean_validation, gate_cases):
 
 def test_cli_exit_codes(spark, gate_cases, tmp_path, capsys):
     d, m = gate_cases("clean")
-    assert main(["validate", str(d), "--manifest", str(m), "--variant", "demo", "--out", str(tmp_path / "a"), "--no-docs"]) == 0
+    assert main(["validate", str(d), "--manifest-uri", str(m), "--gate-suite", "demo", "--out", str(tmp_path / "a"), "--no-docs"]) == 0
     assert "gate PASSED" in capsys.readouterr().out
-    assert main(["validate", str(d), "--manifest", str(m), "--variant", "strict", "--out", str(tmp_path / "b"), "--no-docs"]) == 1
+    assert main(["validate", str(d), "--manifest-uri", str(m), "--gate-suite", "strict", "--out", str(tmp_path / "b"), "--no-docs"]) == 1
     assert "cosmos_unique_sources" in capsys.readouterr().out
 
 
@@ -64,20 +64,20 @@ def test_cli_unusable_input_exits_2_naming_it(gate_cases, tmp_path, capsys):
     d, m = gate_cases("clean")
     out = str(tmp_path / "out")
     missing = tmp_path / "missing"
-    assert str(missing) in _unusable([str(missing), "--manifest", str(m), "--out", out], capsys)
+    assert str(missing) in _unusable([str(missing), "--manifest-uri", str(m), "--out", out], capsys)
     no_manifest = tmp_path / "no_manifest"
-    assert str(no_manifest) in _unusable([str(d), "--manifest", str(no_manifest), "--out", out], capsys)
+    assert str(no_manifest) in _unusable([str(d), "--manifest-uri", str(no_manifest), "--out", out], capsys)
     empty = tmp_path / "empty"
     (empty / "phase4c").mkdir(parents=True)
-    assert str(empty) in _unusable([str(empty), "--manifest", str(m), "--out", out], capsys)
-    assert "no_such_suite.yaml" in _unusable([str(d), "--manifest", str(m), "--variant", "no_such_suite",
+    assert str(empty) in _unusable([str(empty), "--manifest-uri", str(m), "--out", out], capsys)
+    assert "no_such_suite.yaml" in _unusable([str(d), "--manifest-uri", str(m), "--gate-suite", "no_such_suite",
                                                "--out", out], capsys)
     assert not (tmp_path / "out").exists()  # nothing written for unusable input
 
 
 def test_cli_gate_failure_lists_checks(spark, gate_cases, tmp_path, capsys):
     d, m = gate_cases("faint_arcs")
-    code = main(["validate", str(d), "--manifest", str(m), "--variant", "demo", "--out", str(tmp_path), "--no-docs"])
+    code = main(["validate", str(d), "--manifest-uri", str(m), "--gate-suite", "demo", "--out", str(tmp_path), "--no-docs"])
     assert code == 1
     assert "arc_flux_consistent" in capsys.readouterr().out
 

@@ -49,8 +49,8 @@ def test_validate_killed_mid_run_leaves_nothing_to_promote(dataset_copy, tmp_pat
     d, manifest = dataset_copy
     out = d / "validation" / "killed"
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    proc = subprocess.Popen([sys.executable, "-m", "dhs_cli.main", "validate", str(d), "--manifest", str(manifest),
-                             "--variant", "demo", "--out", str(out)], cwd=REPO, env=env, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-m", "dhs_cli.main", "validate", str(d), "--manifest-uri", str(manifest),
+                             "--gate-suite", "demo", "--out", str(out)], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # out/ appears when the profile is done and the suites / Data Docs are being written
     killed = kill_group_when(proc, out.exists, timeout_s=400)

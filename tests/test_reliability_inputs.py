@@ -118,8 +118,8 @@ def test_dhs_inject_refuses_a_broken_manifest_before_any_output(small_inputs, tm
     root, df = small_inputs
     mdir, expect = _broken_manifest(tmp_path, df, defect)
     out = tmp_path / "D"
-    code, err = _dhs(["inject", "--manifest", mdir, "--coadd-cache-prefix", tmp_path, "--bank", root / "bank.h5",
-                      "--output", out], capsys)
+    code, err = _dhs(["inject", "--manifest-uri", mdir, "--coadd-cache-prefix", tmp_path, "--cosmos-bank-h5", root / "bank.h5",
+                      "--output-prefix", out], capsys)
     assert code == 2
     assert f"dhs inject: error: {expect}" in err, err
     assert not out.exists()
@@ -141,10 +141,10 @@ def test_bad_run_config_stops_the_cli_with_exit_2_naming_file_and_key(small_inpu
     cfg.write_text(yaml_text)
     out = tmp_path / "out"
     if command == "manifest":
-        argv = ["manifest", "--lrg", root / "lrg.parquet", "--bank", root / "bank.h5", "--config", cfg, "--out", out]
+        argv = ["manifest", "--lrg", root / "lrg.parquet", "--cosmos-bank-h5", root / "bank.h5", "--run-config", cfg, "--out", out]
     else:
-        argv = ["inject", "--manifest", root / "manifest", "--coadd-cache-prefix", tmp_path, "--bank", root / "bank.h5",
-                "--output", out, "--run-config", cfg]
+        argv = ["inject", "--manifest-uri", root / "manifest", "--coadd-cache-prefix", tmp_path, "--cosmos-bank-h5", root / "bank.h5",
+                "--output-prefix", out, "--run-config", cfg]
     code, err = _dhs(argv, capsys)
     assert code == 2
     assert f"dhs {command}: error: {cfg}: {expect}" in err, err
@@ -153,8 +153,8 @@ def test_bad_run_config_stops_the_cli_with_exit_2_naming_file_and_key(small_inpu
 
 def test_unknown_band_on_the_command_line(small_inputs, tmp_path, capsys):
     root, _ = small_inputs
-    code, err = _dhs(["inject", "--manifest", root / "manifest", "--coadd-cache-prefix", tmp_path, "--bank",
-                      root / "bank.h5", "--output", tmp_path / "D", "--bands", "grz"], capsys)
+    code, err = _dhs(["inject", "--manifest-uri", root / "manifest", "--coadd-cache-prefix", tmp_path, "--cosmos-bank-h5",
+                      root / "bank.h5", "--output-prefix", tmp_path / "D", "--bands", "grz"], capsys)
     assert code == 2 and "dhs inject: error: --bands: unknown band(s) ['grz'] (write bands comma-separated" in err
     assert not (tmp_path / "D").exists()
 
@@ -192,13 +192,13 @@ def test_output_prefix_check_matches_whole_path_components(tmp_path):
 
 
 @pytest.mark.parametrize("argv,flag", [
-    (["manifest", "--lrg", "{root}/lrg.parquet", "--bank", "{root}/bank.h5", "--out", "{out}"], "--out"),
-    (["inject", "--manifest", "{root}/manifest", "--coadd-cache-prefix", "{root}", "--bank", "{root}/bank.h5",
-      "--output", "{out}"], "--output"),
-    (["compact", "--output", "{out}"], "--output"),
+    (["manifest", "--lrg", "{root}/lrg.parquet", "--cosmos-bank-h5", "{root}/bank.h5", "--out", "{out}"], "--out"),
+    (["inject", "--manifest-uri", "{root}/manifest", "--coadd-cache-prefix", "{root}", "--cosmos-bank-h5", "{root}/bank.h5",
+      "--output-prefix", "{out}"], "--output-prefix"),
+    (["compact", "--output-prefix", "{out}"], "--output-prefix"),
     (["survey", "synth", "--out", "{out}", "--n-bricks", "1"], "--out"),
     (["bank", "synth", "--out", "{out}", "--n", "3"], "--out"),
-    (["validate", "{out}", "--manifest", "{root}/manifest"], "DATASET"),
+    (["validate", "{out}", "--manifest-uri", "{root}/manifest"], "DATASET"),
     (["promote", "{out}", "--validation", "{root}/v"], "DATASET"),
 ])
 def test_commands_that_write_refuse_outputs_outside_the_allowed_roots(small_inputs, tmp_path, capsys, monkeypatch,
@@ -216,7 +216,7 @@ def test_commands_that_write_refuse_outputs_outside_the_allowed_roots(small_inpu
 def test_manifest_inside_the_allowed_root_is_written(small_inputs, tmp_path, capsys, monkeypatch):
     root, df = small_inputs
     monkeypatch.setenv("DHS_ALLOWED_OUTPUT_ROOTS", str(tmp_path))
-    code, _ = _dhs(["manifest", "--lrg", root / "lrg.parquet", "--bank", root / "bank.h5", "--out", tmp_path / "m"],
+    code, _ = _dhs(["manifest", "--lrg", root / "lrg.parquet", "--cosmos-bank-h5", root / "bank.h5", "--out", tmp_path / "m"],
                    capsys)
     assert code == 0
     written = pd.read_parquet(tmp_path / "m" / "manifest.parquet")
@@ -259,6 +259,6 @@ def test_dhs_manifest_refuses_a_bank_of_the_wrong_format(small_inputs, tmp_path,
             fh.create_dataset("images", data=np.zeros((2, 4, 4), np.float32))
             if kind == "no_attributes":
                 fh.create_dataset("catalog/hlr_arcsec", data=np.array([0.3, 0.4]))
-    code, err = _dhs(["manifest", "--lrg", root / "lrg.parquet", "--bank", bank, "--out", tmp_path / "m"], capsys)
+    code, err = _dhs(["manifest", "--lrg", root / "lrg.parquet", "--cosmos-bank-h5", bank, "--out", tmp_path / "m"], capsys)
     assert code == 2 and f"dhs manifest: error: {bank}: {expect}" in err, err
     assert not (tmp_path / "m").exists()

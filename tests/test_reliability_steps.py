@@ -67,8 +67,8 @@ def off_brick_run(tiny, tmp_path_factory):
     moved = {"far": df.loc[far, "task_id"], "corner": df.loc[corner, "task_id"], "nowhere": df.loc[nowhere, "task_id"]}
     manifest = _copy_manifest(tiny, base / "manifest", df)
     out = base / "D"
-    proc = _run_step(["--parent", manifest, "--coadd-cache-prefix", tiny.coadd_prefix, "--cosmos-bank-h5", tiny.bank,
-                      "--output", out, "--num-partitions", 2],
+    proc = _run_step(["--manifest-uri", manifest, "--coadd-cache-prefix", tiny.coadd_prefix, "--cosmos-bank-h5", tiny.bank,
+                      "--output-prefix", out, "--num-partitions", 2],
                      env_extra={"AWS_ACCESS_KEY_ID": FAKE_KEY_ID, "AWS_SECRET_ACCESS_KEY": FAKE_SECRET})
     return {"proc": proc, "out": out, "moved": moved, "b0": b0, "manifest": df}
 
@@ -141,8 +141,8 @@ def _broken(tiny, dest, defect):
 def test_step_entry_refuses_a_broken_manifest_before_any_output(tiny, tmp_path, defect, expect):
     manifest = _broken(tiny, tmp_path / "manifest", defect)
     out = tmp_path / "D"
-    proc = _run_step(["--parent", manifest, "--coadd-cache-prefix", tiny.coadd_prefix, "--cosmos-bank-h5", tiny.bank,
-                      "--output", out])
+    proc = _run_step(["--manifest-uri", manifest, "--coadd-cache-prefix", tiny.coadd_prefix, "--cosmos-bank-h5", tiny.bank,
+                      "--output-prefix", out])
     expect = expect.format(n=tiny.n_tasks, m=tiny.n_tasks - 1)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert f"emr_steps.inject: error: {manifest}/{expect}" in proc.stderr, proc.stderr[-3000:]
@@ -157,8 +157,8 @@ def test_step_entry_refuses_a_bad_run_config_before_any_output(tiny, tmp_path, y
     cfg = tmp_path / "run.yaml"
     cfg.write_text(yaml_text)
     out = tmp_path / "D"
-    proc = _run_step(["--parent", tiny.manifest, "--coadd-cache-prefix", tiny.coadd_prefix, "--cosmos-bank-h5",
-                      tiny.bank, "--output", out, "--run-config", cfg])
+    proc = _run_step(["--manifest-uri", tiny.manifest, "--coadd-cache-prefix", tiny.coadd_prefix, "--cosmos-bank-h5",
+                      tiny.bank, "--output-prefix", out, "--run-config", cfg])
     assert proc.returncode == 2 and f"emr_steps.inject: error: {cfg}: {expect}" in proc.stderr, proc.stderr[-3000:]
     assert not out.exists()
 

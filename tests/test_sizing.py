@@ -201,14 +201,14 @@ def test_cluster_terminates_itself_when_idle_and_on_a_failed_step(emr_form):
 def test_dhs_size_prints_the_plan_and_names_bad_flags(capsys, tmp_path):
     from dhs_cli.main import main
 
-    assert main(["size", "--tasks", "11750000", "--hours", "2"]) == 0
+    assert main(["size", "--tasks", "11750000", "--target-wall-hours", "2"]) == 0
     out = capsys.readouterr().out
     assert f"-> {_by_hand(11_750_000, 2.0, 8)} x m5.2xlarge" in out
-    assert main(["size", "--manifest", str(_manifest(tmp_path, 6000))]) == 0
+    assert main(["size", "--manifest-uri", str(_manifest(tmp_path, 6000))]) == 0
     assert "-> 2 x m5.2xlarge" in capsys.readouterr().out
-    for argv, flag in ((["--tasks", "-5"], "--tasks"), (["--tasks", "5", "--hours", "0"], "--hours"),
-                       (["--tasks", "5", "--instance-type", "q1.x"], "--instance-type"),
-                       (["--tasks", "5", "--nodes", "0"], "--nodes")):
+    for argv, flag in ((["--tasks", "-5"], "--tasks"), (["--tasks", "5", "--target-wall-hours", "0"], "--target-wall-hours"),
+                       (["--tasks", "5", "--core-instance-type", "q1.x"], "--core-instance-type"),
+                       (["--tasks", "5", "--core-instance-count", "0"], "--core-instance-count")):
         assert main(["size", *argv]) == 2
         assert f"dhs size: error: {flag}:" in capsys.readouterr().err
 

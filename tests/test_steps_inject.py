@@ -46,8 +46,8 @@ def test_one_row_per_task_and_metadata(tiny, baseline):
 
 
 def test_complete_output_is_skipped_or_refused(tiny, baseline):
-    common = ["--parent", str(tiny.manifest), "--coadd-cache-prefix", str(tiny.coadd_prefix),
-              "--cosmos-bank-h5", str(tiny.bank), "--output", str(baseline["root"])]
+    common = ["--manifest-uri", str(tiny.manifest), "--coadd-cache-prefix", str(tiny.coadd_prefix),
+              "--cosmos-bank-h5", str(tiny.bank), "--output-prefix", str(baseline["root"])]
     before = {p: p.stat().st_mtime_ns for p in baseline["data"].rglob("*")}
     skipped = run_module("emr_steps.inject", common + ["--skip-if-exists", "1"])
     assert skipped.returncode == 0, skipped.stderr[-3000:]
@@ -119,10 +119,10 @@ def test_unexpected_exception_in_a_brick_does_not_kill_the_partition(tiny, monke
 
 def test_bad_inputs_stop_before_any_output(tiny, tmp_path):
     out = tmp_path / "D"
-    proc = run_module("emr_steps.inject", ["--parent", str(tiny.manifest), "--coadd-cache-prefix", str(tiny.coadd_prefix),
-                                           "--cosmos-bank-h5", str(tmp_path / "missing.h5"), "--output", str(out)])
+    proc = run_module("emr_steps.inject", ["--manifest-uri", str(tiny.manifest), "--coadd-cache-prefix", str(tiny.coadd_prefix),
+                                           "--cosmos-bank-h5", str(tmp_path / "missing.h5"), "--output-prefix", str(out)])
     assert proc.returncode == 2 and "missing.h5" in proc.stderr
-    grz = run_module("emr_steps.inject", ["--parent", str(tiny.manifest), "--coadd-cache-prefix", str(tiny.coadd_prefix),
-                                          "--cosmos-bank-h5", str(tiny.bank), "--output", str(out), "--bands", "grz"])
+    grz = run_module("emr_steps.inject", ["--manifest-uri", str(tiny.manifest), "--coadd-cache-prefix", str(tiny.coadd_prefix),
+                                          "--cosmos-bank-h5", str(tiny.bank), "--output-prefix", str(out), "--bands", "grz"])
     assert grz.returncode == 2 and "g,r,z" in grz.stderr
     assert not out.exists()
