@@ -1,4 +1,5 @@
-"""Gate benchmark (not a test): the full gate on a 12M-row table of the contract's scalar columns.
+"""Gate benchmark (not a test): the full gate on a 12M-row table of the contract's scalar columns,
+against a bare Spark scan of the same columns, cold (first job in a fresh JVM) and warm.
 
   .venv/bin/python -m benchmarks.gate_bench [--rows 12000000] [--runs 3] [--baseline-rows 1000000] [--identity manifest|rows]
 
@@ -10,7 +11,15 @@
 3. Baseline in the same run: the same kind of suite run directly on the rows with GX's Spark
    engine (quantiles, ranges, means, uniqueness), on --baseline-rows rows and extrapolated
    linearly to the full table (said so in the output).
-Writes benchmarks/results/gate.json. Target (SPEC 10): <= 60 s for 12M rows on 2 cores.
+4. Cold and warm against a bare scan (issue 17): two fresh JVMs (child processes, nothing else in
+   them). JVM A runs the gate first (cold: JVM start excluded, Janino/JIT/class loading included),
+   then the bare scan, then --runs - 1 more (gate, scan) pairs (warm). JVM B runs the bare scan
+   first (cold), then the gate. Bare scan = every column of the table (the contract's scalar
+   columns, which the row contract reads: types, nulls, ranges) read and decoded by Spark and
+   dropped (`write.format("noop")`). Ratios: cold = gate first-in-JVM-A / scan first-in-JVM-B (each
+   cold in its own fresh JVM; the same-JVM orders are recorded too), warm = median of A's warm gates
+   / median of A's warm scans. Targets: <= 1.5x cold and warm, and the cold gate <= 60 s.
+Writes benchmarks/results/gate.json. Targets: SPEC 10 <= 60 s for 12M rows on 2 cores; issue 17 above.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.common import write_results
 
 RESULTS = Path(__file__).parent / "results" / "gate.json"
 
@@ -130,21 +141,23 @@ def bench_manifest_identity(data: Path, cache: Path) -> dict:
 def run_gate(spark, root: Path, manifest: Path):
     """The gate as validate_dataset runs it: row contract and profile fused into three Spark jobs
     (pipeline.gate.profile.profile_and_contract), then the GX suites over the profile."""
-    from pipeline.gate import datasets, suites
+    from pipeline.dataset import open_dataset, read_rows
+    from pipeline.gate import suites
+    from pipeline.gate.inputs import hlr_filter_for, manifest_identity_for, read_manifest_counts, run_config_for
     from pipeline.gate.profile import profile_and_contract
     from pipeline.gate.thresholds import load_thresholds
 
     t0 = time.perf_counter()
     JOB_TIMES.clear()
-    ds = datasets.open_dataset(str(root), with_digest=False)
-    manifest_doc = datasets.read_manifest_counts(str(manifest))
+    ds = open_dataset(str(root), with_digest=False)
+    manifest_doc = read_manifest_counts(str(manifest))
     # the config the table was made with, from its metadata, as validate_dataset reads it
-    cfg = datasets.run_config_for(ds.metadata, manifest_doc["json"], "production")
-    df = datasets.read_rows(spark, ds)
+    cfg = run_config_for(ds.metadata, manifest_doc["json"], "production")
+    df = read_rows(spark, ds)
     contract, prof = profile_and_contract(df, run_config=cfg,
-                                          hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, manifest_doc["json"]),
+                                          hlr_filter_arcsec=hlr_filter_for(ds.metadata, manifest_doc["json"]),
                                           files_per_split=ds.files_per_split(), include_pixels=False,
-                                          manifest_identity=datasets.manifest_identity_for(manifest_doc["json"]))
+                                          manifest_identity=manifest_identity_for(manifest_doc["json"]))
     t1 = time.perf_counter()
     th = load_thresholds("production")
     frames = suites.metrics_frames(prof, manifest_doc["tasks_per_split"], th)
@@ -229,6 +242,70 @@ def run_gx_on_rows(spark, root: Path, rows: int) -> float:
     return elapsed
 
 
+def bare_scan(spark, root: Path) -> dict:
+    """Read and decode every column of the table (the columns the gate reads), keep nothing: the
+    floor under any full-row gate."""
+    from pipeline.contract import SCALAR_COLUMNS
+    from pipeline.dataset import open_dataset, read_rows
+
+    t0 = time.perf_counter()
+    ds = open_dataset(str(root), with_digest=False)
+    df = read_rows(spark, ds)
+    df.select(*[c for c in SCALAR_COLUMNS if c in df.columns]).write.format("noop").mode("overwrite").save()
+    return {"total_s": time.perf_counter() - t0, "columns": len(df.columns), "load_avg_1m_after": os.getloadavg()[0]}
+
+
+def _session(cores: str, extra: dict | None = None):
+    from pipeline.spark_session import get_spark
+
+    # the project's session factory (as `dhs validate` gets it); the bench only fixes the cores,
+    # a bigger driver heap (the baseline caches 1M rows) and no UI; `extra`: --spark-conf experiments
+    spark = get_spark("gate-bench", f"local[{cores}]",
+                      conf={"spark.driver.memory": "4g", "spark.ui.enabled": "false", **(extra or {})})
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def child(order: str, work: Path, runs: int, cores: str, extra: dict | None = None, prefetch_gx: bool = True) -> dict:
+    """One fresh JVM: the first measurement in it is cold. order: gate-first or scan-first.
+    prefetch_gx: import great_expectations in the background from the start, as the validation step
+    (emr_steps/validate.py) does, so the cold gate does not wait for it after its Spark jobs."""
+    t0 = time.perf_counter()
+    if prefetch_gx:
+        from emr_steps.validate import prefetch_suite_imports
+
+        prefetch_suite_imports()
+    spark = _session(cores, extra)
+    jvm_s = time.perf_counter() - t0
+    _time_jobs()
+    steps = {"gate-first": ["gate", "scan"], "scan-first": ["scan", "gate"]}[order]
+    seq = []
+    for i in range(runs if order == "gate-first" else 1):
+        for what in steps:
+            r = run_gate(spark, work, work / "manifest") if what == "gate" else bare_scan(spark, work)
+            seq.append({"what": what, "run": i, **r})
+            print(f"  [{order} JVM] {what} run {i}: {r['total_s']:.1f} s (load {os.getloadavg()[0]:.1f})",
+                  file=sys.stderr, flush=True)
+    spark.stop()
+    return {"order": order, "session_start_s": round(jvm_s, 2), "sequence": seq}
+
+
+def fresh_jvm(order: str, work: Path, runs: int, cores: str, extra: dict | None = None, prefetch_gx: bool = True) -> dict:
+    import subprocess
+
+    code = ("import json, sys; from pathlib import Path; from benchmarks.gate_bench import child; "
+            "print('GATE_BENCH_CHILD ' + json.dumps(child(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], "
+            "json.loads(sys.argv[5]), sys.argv[6] == '1')))")
+    proc = subprocess.run([sys.executable, "-c", code, order, str(work), str(runs), cores, json.dumps(extra or {}),
+                           "1" if prefetch_gx else "0"],
+                          stdout=subprocess.PIPE,
+                          text=True, cwd=str(Path(__file__).resolve().parents[1]))
+    if proc.returncode != 0:
+        raise SystemExit(f"gate bench child ({order}) failed, exit {proc.returncode}")
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("GATE_BENCH_CHILD ")][-1]
+    return json.loads(line.split(" ", 1)[1])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=12_000_000)
@@ -236,18 +313,25 @@ def main(argv=None) -> int:
     p.add_argument("--baseline-rows", type=int, default=1_000_000)
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "dhs_gate_bench"))
     p.add_argument("--cores", default="2")
+    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--identity", choices=("manifest", "rows"), default="manifest",
                    help="manifest: manifest.json carries the task identity record, as `dhs manifest` writes it "
                         "(the gate checks ids and leakage in its first scan); rows: it does not (the gate's "
                         "exact shuffle, job 3)")
+    p.add_argument("--no-cold", action="store_true", help="skip the fresh-JVM cold/warm comparison with the bare scan")
+    p.add_argument("--scan-first", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the bare scan first in its own fresh JVM (the cold scan); without it the cold ratio "
+                        "uses the scan that follows the cold gate in the same JVM")
+    p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra Spark setting for every session of the run (experiments; recorded in the results)")
+    p.add_argument("--prefetch-gx", action=argparse.BooleanOptionalAction, default=True,
+                   help="in the fresh JVMs, import great_expectations in the background from the start, as the "
+                        "validation step does (emr_steps/validate.py); --no-prefetch-gx: on the critical path")
+    p.add_argument("--cold-only", action="store_true",
+                   help="only the gate-first fresh JVM with one gate + scan (cold A/B experiments)")
     args = p.parse_args(argv)
-    from pipeline.spark_session import get_spark
-
-    # the project's session factory (as `dhs validate` gets it); the bench only fixes the cores,
-    # a bigger driver heap (the baseline caches 1M rows) and no UI
-    spark = get_spark("gate-bench", f"local[{args.cores}]",
-                      conf={"spark.driver.memory": "4g", "spark.ui.enabled": "false"})
-    spark.sparkContext.setLogLevel("ERROR")
+    extra = dict(kv.split("=", 1) for kv in args.spark_conf)
+    spark = _session(args.cores, extra)
     load_before = os.getloadavg()[0]
     cfg = table_config()
     work = Path(args.workdir) / f"rows_{args.rows}_{table_key(cfg)}"
@@ -262,35 +346,84 @@ def main(argv=None) -> int:
         manifest_doc["identity"] = bench_manifest_identity(data, work / "manifest" / "identity.json")
     (work / "manifest" / "manifest.json").write_text(json.dumps(manifest_doc))
 
-    _time_jobs()
-    runs = [run_gate(spark, work, work / "manifest") for _ in range(args.runs)]
-    gate_s = statistics.median(r["total_s"] for r in runs)
-    base_rows = min(args.baseline_rows, args.rows)
-    base_s = run_gx_on_rows(spark, data, base_rows)
-    base_full_s = base_s * args.rows / base_rows
     out = {
-        "rows": args.rows, "cores": args.cores, "identity": args.identity, "host": platform.node(), "load_avg_1m": os.getloadavg()[0],
+        "command": "python -m benchmarks.gate_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "rows": args.rows, "cores": args.cores, "identity": args.identity, "host": platform.node(),
+        "machine": {"cpu": _cpu_model(), "vcpus": os.cpu_count()},
         "load_avg_1m_before": load_before,
-        "note": ("shared 2-core VM with other work running; load averages recorded before, after each run "
-                 "and at the end"),
-        "table_build_s": round(build_s, 1),
-        "gate_median_s": round(gate_s, 2), "gate_runs": runs,
-        "baseline": {"what": "GX Spark engine directly on the rows (quantiles, ranges, means, uniqueness)",
-                     "rows": base_rows, "seconds": round(base_s, 2),
-                     "extrapolated_full_s": round(base_full_s, 1),
-                     "extrapolated": base_rows < args.rows},
-        "speedup_vs_baseline": round(base_full_s / gate_s, 2),
-        "target_s": 60, "meets_target": gate_s <= 60,
+        "note": "load averages recorded before, after each run and at the end",
+        "table_build_s": round(build_s, 1), "spark_conf_extra": extra,
+        "prefetch_gx": args.prefetch_gx,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1))
-    print(f"gate on {args.rows:,} rows: median {gate_s:.1f} s over {args.runs} runs "
-          f"(contract + profile {runs[-1]['contract_and_profile_s']:.1f} s {runs[-1]['jobs_s']}, "
-          f"suites {runs[-1]['suites_s']:.1f} s)")
-    print(f"baseline GX-on-Spark rows: {base_s:.1f} s on {base_rows:,} rows -> ~{base_full_s:.0f} s extrapolated "
-          f"to {args.rows:,} rows; ratio {base_full_s / gate_s:.1f}x")
-    print(f"written {RESULTS}")
+    if not args.no_cold:
+        # the fresh JVMs first, while this process's JVM is idle (it holds no cached data)
+        a_jvm = fresh_jvm("gate-first", work, 1 if args.cold_only else args.runs, args.cores, extra, args.prefetch_gx)
+        b_jvm = (fresh_jvm("scan-first", work, 1, args.cores, extra, args.prefetch_gx)
+                 if args.scan_first and not args.cold_only else None)
+        seq_a = a_jvm["sequence"]
+        seq_b = b_jvm["sequence"] if b_jvm else []
+        gate_cold = seq_a[0]["total_s"]
+        scan_cold = seq_b[0]["total_s"] if seq_b else seq_a[1]["total_s"]
+        warm_g = [r["total_s"] for r in seq_a if r["what"] == "gate" and r["run"] > 0]
+        warm_s = [r["total_s"] for r in seq_a if r["what"] == "scan" and r["run"] > 0]
+        cold = {
+            "gate_cold_s": round(gate_cold, 2), "scan_cold_s": round(scan_cold, 2),
+            "ratio": round(gate_cold / scan_cold, 3), "target_ratio": 1.5, "met_ratio": gate_cold / scan_cold <= 1.5,
+            "target_gate_s": 60, "met_gate_s": gate_cold <= 60,
+            "same_jvm": {"gate_first_then_scan_s": [round(gate_cold, 2), round(seq_a[1]["total_s"], 2)],
+                         "scan_first_then_gate_s": ([round(scan_cold, 2), round(seq_b[1]["total_s"], 2)] if seq_b else None)},
+            "scan_cold_from": "scan-first JVM" if seq_b else "the scan after the cold gate, same JVM",
+            "cold_gate_jobs_s": seq_a[0]["jobs_s"],
+            "session_start_s": [a_jvm["session_start_s"], b_jvm["session_start_s"] if b_jvm else None],
+        }
+        warm = None
+        if warm_g and warm_s:
+            g, sc = statistics.median(warm_g), statistics.median(warm_s)
+            warm = {"gate_s": [round(x, 2) for x in warm_g], "scan_s": [round(x, 2) for x in warm_s],
+                    "gate_median_s": round(g, 2), "scan_median_s": round(sc, 2), "ratio": round(g / sc, 3),
+                    "target_ratio": 1.5, "met_ratio": g / sc <= 1.5, "warm_gate_jobs_s": seq_a[2]["jobs_s"]}
+        out["cold_vs_scan"] = cold
+        out["warm_vs_scan"] = warm
+        out["fresh_jvm_runs"] = {"gate-first": seq_a, "scan-first": seq_b}
+        print(f"cold (first job in a fresh JVM): gate {gate_cold:.1f} s vs bare scan {scan_cold:.1f} s = "
+              f"{gate_cold / scan_cold:.2f}x (target <= 1.5x: {'met' if cold['met_ratio'] else 'NOT met'}); "
+              f"gate {gate_cold:.1f} s (target <= 60 s: {'met' if cold['met_gate_s'] else 'NOT met'})", flush=True)
+        if warm:
+            print(f"warm: gate median {warm['gate_median_s']:.1f} s vs bare scan {warm['scan_median_s']:.1f} s = "
+                  f"{warm['ratio']:.2f}x (target <= 1.5x: {'met' if warm['met_ratio'] else 'NOT met'})", flush=True)
+        gate_runs = [r for r in seq_a if r["what"] == "gate"]
+    else:
+        _time_jobs()
+        gate_runs = [run_gate(spark, work, work / "manifest") for _ in range(args.runs)]
+    gate_s = statistics.median(r["total_s"] for r in gate_runs)
+    out.update({"gate_median_s": round(gate_s, 2), "gate_runs": gate_runs, "target_s": 60, "meets_target": gate_s <= 60})
+    if args.baseline_rows > 0:
+        base_rows = min(args.baseline_rows, args.rows)
+        base_s = run_gx_on_rows(spark, data, base_rows)
+        base_full_s = base_s * args.rows / base_rows
+        out["baseline"] = {"what": "GX Spark engine directly on the rows (quantiles, ranges, means, uniqueness)",
+                           "rows": base_rows, "seconds": round(base_s, 2),
+                           "extrapolated_full_s": round(base_full_s, 1), "extrapolated": base_rows < args.rows}
+        out["speedup_vs_baseline"] = round(base_full_s / gate_s, 2)
+        print(f"baseline GX-on-Spark rows: {base_s:.1f} s on {base_rows:,} rows -> ~{base_full_s:.0f} s extrapolated "
+              f"to {args.rows:,} rows; ratio {base_full_s / gate_s:.1f}x")
+    out["load_avg_1m"] = os.getloadavg()[0]
+    path = write_results(args.out, out)
+    print(f"gate on {args.rows:,} rows: median {gate_s:.1f} s over {len(gate_runs)} runs "
+          f"(last: contract + profile {gate_runs[-1]['contract_and_profile_s']:.1f} s {gate_runs[-1]['jobs_s']}, "
+          f"suites {gate_runs[-1]['suites_s']:.1f} s)")
+    print(f"written {path}")
     return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
