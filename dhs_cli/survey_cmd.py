@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dhs_cli.main import HelpFormatter
+from pipeline.bands import BANDS
 from pipeline.survey.synth import SynthParams, read_survey_info, synth_survey
 
 EPILOG = """\
@@ -107,10 +108,12 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"  coadds + table: {_mb(totals['bytes_coadds_and_table'])}")
     print(f"  coadd cache prefix: {args.dir.rstrip('/')}/{info['layout']['coadd_prefix']}")
     print(f"  LRG table: {args.dir.rstrip('/')}/{info['layout']['lrg_table']}")
-    print("  brick      ra        dec      psf g/r/z (\")      depth g/r/z (mag)   LRGs  stars")
+    bands = [k for k in BANDS if k in info["bricks"][0]["psf_fwhm_center_arcsec"]] if info["bricks"] else list(BANDS)
+    names = "/".join(bands)
+    print(f"  brick      ra        dec      psf {names} (\")      depth {names} (mag)   LRGs  stars")
     for b in info["bricks"]:
-        psf = "/".join(f"{b['psf_fwhm_center_arcsec'][k]:.2f}" for k in "grz")
-        depth = "/".join(f"{b['psfdepth_center_mag'][k]:.2f}" for k in "grz")
+        psf = "/".join(f"{b['psf_fwhm_center_arcsec'][k]:.2f}" for k in bands)
+        depth = "/".join(f"{b['psfdepth_center_mag'][k]:.2f}" for k in bands)
         print(f"  {b['brickname']}  {b['ra']:9.4f} {b['dec']:8.4f}  {psf:17s}  {depth:18s}  "
               f"{b['n_lrg']:4d}  {len(b['stars'])}")
     return 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import BANDS
+from pipeline.injection.psf import PSF_MODELS
 
 #: The seed's EMR cluster (phase4c_production_review.md section 3): the form's EMR defaults.
 SEED_CLUSTER = {
@@ -99,7 +100,7 @@ def _params() -> tuple[RunParam, ...]:
           enum=("local", "emr")),
         P("bands", "string", ",".join(BANDS), "Bands", "Comma-separated, e.g. g,r,z", pattern=bands_pattern(),
           step_flag="--bands"),
-        P("psf_model", "string", "moffat", "PSF model", enum=("moffat",), step_flag="--psf-model"),
+        P("psf_model", "string", "moffat", "PSF model", enum=tuple(PSF_MODELS), step_flag="--psf-model"),
         P("moffat_beta", "number", 3.5, "Moffat beta", minimum=1.01, maximum=10, step_flag="--moffat-beta"),
         P("control_frac_train", "number", 0.5, "Control fraction (train)", minimum=0, maximum=0.99,
           step_flag="--control-frac-train"),
