@@ -8,7 +8,9 @@ largest split, a series of Spark jobs that add one piece of the compaction at a 
   scan          read every column, decode, discard          (write.format("noop"))
   scan_sort     + coalesce(1) + sortWithinPartitions(task_id)
   range2_sort   + repartitionByRange(2, task_id) instead of coalesce: the sampling pass + shuffle
-                  that a split of >= 2 files pays
+                  that a split of >= 2 files paid before issue 17
+  taskid_ranges2_sort  + emr_steps.compact.task_id_ranges(2): bounds sampled from task_id alone,
+                  one shuffle of the rows (what a split of >= 2 files pays now)
   write_*       + the Parquet write, with the encoder settings named (zstd level, dictionary
                   on/off for the pixel columns, uncompressed)
 
@@ -71,6 +73,8 @@ VARIANTS = {
     "scan": ("none", None),
     "scan_sort": ("coalesce", None),
     "range2_sort": ("range2", None),
+    # emr_steps.compact.task_id_ranges: range bounds sampled from task_id alone, one shuffle
+    "taskid_ranges2_sort": ("taskid2", None),
     "write_zstd3_dict": ("coalesce", {"compression": "zstd", "parquet.compression.codec.zstd.level": "3"}),
     "write_zstd3_nodict": ("coalesce", {"compression": "zstd", "parquet.compression.codec.zstd.level": "3", **no_dict()}),
     "write_zstd1_dict": ("coalesce", {"compression": "zstd", "parquet.compression.codec.zstd.level": "1"}),
@@ -115,6 +119,10 @@ def main(argv=None) -> int:
                 d = d.coalesce(1).sortWithinPartitions("task_id")
             elif layout == "range2":
                 d = d.repartitionByRange(2, "task_id").sortWithinPartitions("task_id")
+            elif layout == "taskid2":
+                from emr_steps.compact import task_id_ranges
+
+                d = task_id_ranges(spark, d, 2).sortWithinPartitions("task_id")
             out = tmp / name
             shutil.rmtree(out, ignore_errors=True)
             c0, t0 = tree_cpu_s(pid), time.perf_counter()

@@ -14,8 +14,8 @@ Order of operations (each step only after the previous one succeeded):
     target size, codec)[:16]> (or --run-id). A complete compaction with that id whose files still
     match its recorded checksum is reused as it is; one whose files changed is an error;
  3. rows per file = target bytes / (source bytes / source rows); per split, ceil(rows / that)
-    files, each a contiguous task_id range (range-partitioned, sorted), written to
-    D/compacted/<id>/region_split=<s>/;
+    files, each a contiguous task_id range (range bounds sampled from the task_id column alone,
+    then one shuffle of the rows; sorted), written to D/compacted/<id>/region_split=<s>/;
  4. verify: rows per split of the new data == rows counted in the source == the source's
     _dhs_dataset.json; distinct task ids == rows;
  5. write D/compacted/<id>/_dhs_dataset.json with the compaction's content checksum;
@@ -63,6 +63,50 @@ def plan_files(rows_per_split: dict[str, int], source_rows: int, source_bytes: i
     bytes_per_row = max(1.0, source_bytes / max(1, source_rows))
     rows_per_file = max(1, int(target_file_mb * 1024 * 1024 / bytes_per_row))
     return rows_per_file, {s: max(1, math.ceil(n / rows_per_file)) for s, n in rows_per_split.items() if n > 0}
+
+
+def hash_keys_for_partitions(spark, n: int) -> list[int]:
+    """For each partition i of n, a long k_i that Spark's hash partitioning sends to partition i:
+    pmod(hash(k_i), n) == i (HashPartitioning is pmod(Murmur3Hash(key, seed 42), n), the SQL
+    `hash`), so `repartition(n, key)` with key = k_i puts a row in partition i exactly."""
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    span = 32 * n
+    while True:
+        found = {int(r["p"]): int(r["k"]) for r in spark.range(0, span)
+                 .select(F.expr(f"pmod(hash(id), {n})").alias("p"), F.col("id"))
+                 .groupBy("p").agg(F.min("id").alias("k")).collect()}
+        if len(found) == n:
+            return [found[i] for i in range(n)]
+        span *= 4
+
+
+def task_id_ranges(spark, part, n_files: int):
+    """`part` in at most n_files partitions, each one contiguous task_id range: the partitions
+    repartitionByRange(n_files, "task_id") makes, without its sampling pass over the whole rows.
+
+    repartitionByRange samples its input to find the range bounds, and that input is the full
+    rows: the pixel columns are read and decoded twice (measured: ~1 ms per row of the ~2 ms a
+    multi-file split costs more than a one-file split; benchmarks/compact_profile.py). Here the
+    same range partitioning runs on the task_id column alone (column pruning: no pixel bytes are
+    read), each non-empty range's smallest task_id is collected (one string per file), and the
+    full rows are shuffled once, each to the partition of its range (hash partitioning on a key
+    chosen to land in that partition). Whatever the sample, partition i holds exactly the rows
+    with bounds[i-1] <= task_id < bounds[i]: contiguous ranges by construction; the sample only
+    decides how even they are (as it does for repartitionByRange)."""
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    lows = sorted(r["lo"] for r in part.select("task_id").repartitionByRange(n_files, "task_id")
+                  .groupBy(F.spark_partition_id().alias("p")).agg(F.min("task_id").alias("lo")).collect())
+    bounds = lows[1:]  # range i holds lows[i] <= task_id < lows[i + 1]
+    if not bounds:
+        return part.coalesce(1)
+    n = len(bounds) + 1
+    keys = hash_keys_for_partitions(spark, n)
+    rank = F.size(F.filter(F.array(*[F.lit(b) for b in bounds]), lambda b: b <= F.col("task_id")))
+    # bigint literals: the keys were found as bigint ids, and hash(int) != hash(bigint)
+    key = F.element_at(F.array(*[F.lit(k).cast("long") for k in keys]), rank + 1)
+    return part.withColumn("_dhs_file", key).repartition(n, "_dhs_file").drop("_dhs_file")
 
 
 def _source_of(args) -> tuple[str, str, dict]:
@@ -162,9 +206,8 @@ def run(argv: list[str] | None = None, *, before_switch: Callable[[str], None] |
         part = df.where(F.col("region_split") == split).drop("region_split")
         # range partitions on task_id: each file is one contiguous, sorted task_id range, so
         # the layout is a function of the rows alone (and readers can skip files by task_id).
-        # One file needs no range boundaries: coalesce instead of a sampled range shuffle (which
-        # reads the pixel rows twice and shuffles them once).
-        part = part.coalesce(1) if n_files == 1 else part.repartitionByRange(n_files, "task_id")
+        # One file needs no range boundaries: coalesce instead of a shuffle.
+        part = part.coalesce(1) if n_files == 1 else task_id_ranges(spark, part, n_files)
         (
             part.sortWithinPartitions("task_id")
             .write.mode("overwrite")  # only ever our own new prefix (checked above)
