@@ -41,7 +41,7 @@ def create_exclusive(uri: str, data: bytes) -> str:
     """Write `uri` only if nothing is there; returns the new version. ConflictError otherwise."""
     if storage.is_s3(uri):
         bucket, key = storage.split_s3(uri)
-        client = storage._s3_client()
+        client = storage.s3_client()
         try:
             resp = client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
         except client.exceptions.ClientError as exc:
@@ -66,7 +66,7 @@ def read_versioned(uri: str) -> tuple[bytes | None, str | None]:
     """(bytes, version) of `uri`, or (None, None) when it does not exist."""
     if storage.is_s3(uri):
         bucket, key = storage.split_s3(uri)
-        client = storage._s3_client()
+        client = storage.s3_client()
         try:
             resp = client.get_object(Bucket=bucket, Key=key)
         except client.exceptions.NoSuchKey:
@@ -86,7 +86,7 @@ def replace_if_version(uri: str, data: bytes, expected_version: str | None) -> s
         return create_exclusive(uri, data)
     if storage.is_s3(uri):
         bucket, key = storage.split_s3(uri)
-        client = storage._s3_client()
+        client = storage.s3_client()
         try:
             resp = client.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=f'"{expected_version}"')
         except client.exceptions.ClientError as exc:
@@ -123,9 +123,5 @@ def delete_if_version(uri: str, expected_version: str) -> bool:
     _, current = read_versioned(uri)
     if current != expected_version:
         return False
-    if storage.is_s3(uri):
-        bucket, key = storage.split_s3(uri)
-        storage._s3_client().delete_object(Bucket=bucket, Key=key)
-    else:
-        Path(uri).unlink(missing_ok=True)
+    storage.delete(uri)
     return True

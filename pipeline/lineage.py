@@ -53,12 +53,12 @@ def receipt_uri(root: str, run: str, step: str) -> str:
 def data_fingerprint(data_uri: str) -> dict[str, Any]:
     """{"data_uri", "content_checksum", "files", "bytes"} of a data folder's Parquet files (the
     gate's checksum: sha256 of every local file, the ETag of every S3 object)."""
-    from pipeline.gate.datasets import content_checksum, list_data_files  # noqa: PLC0415
+    from pipeline.dataset import files_checksum, list_data_files  # noqa: PLC0415
 
     files = list_data_files(data_uri)
     if not files:
         raise InputError(data_uri, "no Parquet data files")
-    return {"data_uri": data_uri, "content_checksum": content_checksum(files), "files": len(files),
+    return {"data_uri": data_uri, "content_checksum": files_checksum(files), "files": len(files),
             "bytes": sum(f.size_bytes for f in files)}
 
 
@@ -88,10 +88,7 @@ def read_receipt(root: str, run: str, step: str) -> dict[str, Any]:
 
 def check_same_data(*, found: dict, expected: dict, found_what: str, expected_what: str) -> None:
     """ChainBroken unless both name the same data URI and content checksum."""
-    def norm(u):
-        return storage.to_s3(u).rstrip("/") if storage.is_s3(str(u)) else str(u).rstrip("/")
-
-    if norm(found["data_uri"]) != norm(expected["data_uri"]):
+    if storage.normalize(found["data_uri"]) != storage.normalize(expected["data_uri"]):
         raise ChainBroken(f"{found_what} is {found['data_uri']}, but {expected_what} is {expected['data_uri']}")
     if found["content_checksum"] != expected["content_checksum"]:
         raise ChainBroken(f"{found_what} ({found['data_uri']}) has content checksum {found['content_checksum'][:16]}, "

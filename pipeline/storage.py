@@ -6,6 +6,11 @@ Everything in the pipeline passes URIs through these helpers so both spellings w
 
 boto3 is imported inside functions on purpose: executors unpickle this module before their
 environment is complete (seed section 5.2: "module-level boto3 import: boto3=None on executors").
+
+Nothing outside this module talks to boto3 for plain reads, writes, listings, deletes and hashes:
+`exists`, `read_bytes`, `write_bytes`, `delete`, `list_files`, `list_objects` (sizes, ETags),
+`sha256`, `put_tree`, `local_copy`. `s3_client()` is public for the S3 conditional requests
+(If-None-Match / If-Match) of pipeline.conditional_io only.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import InputError
@@ -57,7 +63,14 @@ def join(base: str, *parts: str) -> str:
     return str(Path(base, *parts))
 
 
-def _s3_client():
+def normalize(uri: str) -> str:
+    """One spelling per location, for comparing two URIs: `s3://` for S3, no trailing `/`."""
+    return to_s3(uri).rstrip("/") if is_s3(str(uri)) else str(uri).rstrip("/")
+
+
+def s3_client():
+    """A boto3 S3 client (endpoint from AWS_ENDPOINT_URL_S3). For the conditional requests of
+    pipeline.conditional_io; everything else uses the functions of this module."""
     import boto3  # noqa: PLC0415 - see module docstring
 
     return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3") or None)
@@ -66,7 +79,7 @@ def _s3_client():
 def exists(uri: str) -> bool:
     if is_s3(uri):
         bucket, key = split_s3(uri)
-        client = _s3_client()
+        client = s3_client()
         try:
             client.head_object(Bucket=bucket, Key=key)
             return True
@@ -80,7 +93,7 @@ def read_bytes(uri: str) -> bytes:
     """Read a whole object; a missing one raises InputError naming it."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
-        client = _s3_client()
+        client = s3_client()
         try:
             return client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except client.exceptions.NoSuchKey:
@@ -98,7 +111,7 @@ def write_bytes(uri: str, data: bytes) -> None:
     an S3 PUT is atomic by itself."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
-        _s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +136,7 @@ def put_tree(local_dir: str | Path, uri: str) -> list[str]:
         if is_s3(dest):
             bucket, key = split_s3(dest)
             ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            _s3_client().put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=ctype)
+            s3_client().put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=ctype)
         else:
             write_bytes(dest, path.read_bytes())
         written.append(dest)
@@ -135,7 +148,7 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
     if is_s3(uri):
         bucket, key = split_s3(uri)
         prefix = key.rstrip("/") + "/" if key else ""
-        client = _s3_client()
+        client = s3_client()
         out = []
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             out += [f"s3://{bucket}/{o['Key']}" for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
@@ -144,6 +157,37 @@ def list_files(uri: str, suffix: str = "") -> list[str]:
     if not root.exists():
         return []
     return sorted(str(p) for p in root.rglob(f"*{suffix}") if p.is_file())
+
+
+def delete(uri: str) -> None:
+    """Delete one object or file; nothing happens when it is absent."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().delete_object(Bucket=bucket, Key=key)
+        return
+    Path(uri).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    uri: str
+    size_bytes: int
+    #: the S3 ETag (quotes stripped); None for a local file
+    etag: str | None
+
+
+def list_objects(uri: str, suffix: str = "") -> list[StoredObject]:
+    """`list_files` with each file's size (and ETag on S3), from the listing itself: S3 objects are
+    not downloaded. Sorted by URI."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        prefix = key.rstrip("/") + "/" if key else ""
+        out = []
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out += [StoredObject(f"s3://{bucket}/{o['Key']}", int(o["Size"]), o["ETag"].strip('"'))
+                    for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
+        return sorted(out, key=lambda o: o.uri)
+    return [StoredObject(f, os.path.getsize(f), None) for f in list_files(uri, suffix)]
 
 
 def check_s3_uri(uri: str, source: str = "S3 URI") -> str:
@@ -193,15 +237,32 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DHS_CACHE_DIR") or Path(tempfile.gettempdir()) / f"dhs_cache-{os.getuid()}")
 
 
-def sha256_file(path: str | Path) -> str:
-    """sha256 of a local file, streamed (data files and banks can be large)."""
+def sha256(uri: str | Path) -> str:
+    """sha256 of one file or S3 object, streamed (manifests, data files and banks can be large).
+    A missing or unreadable one raises InputError naming it."""
     import hashlib  # noqa: PLC0415
 
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    if is_s3(str(uri)):
+        bucket, key = split_s3(str(uri))
+        client = s3_client()
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        except client.exceptions.ClientError as exc:
+            raise InputError(str(uri), f"cannot read S3 object: {exc}") from None
+        for chunk in body.iter_chunks(1 << 20):
+            h.update(chunk)
+        return h.hexdigest()
+    if not Path(uri).is_file():
+        raise InputError(str(uri), "no such file")
+    with open(uri, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# TODO(integration): remove after pipeline/bank/store.py imports `sha256` (same function).
+sha256_file = sha256
 
 
 def _md5_path(path: Path) -> str:
@@ -240,7 +301,7 @@ def local_copy(uri: str, cache_dir: str | None = None) -> str:
     suffix = re.sub(r"[^A-Za-z0-9._-]", "_", posixpath.basename(key))[-60:].lstrip(".")
     dest = cache / f"{hashlib.sha256(normal.encode()).hexdigest()[:40]}-{suffix or 'object'}"
     record_path = dest.with_name(dest.name + ".record.json")
-    client = _s3_client()
+    client = s3_client()
     try:
         etag = client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
     except client.exceptions.ClientError as exc:
@@ -248,7 +309,7 @@ def local_copy(uri: str, cache_dir: str | None = None) -> str:
     try:
         record = json.loads(record_path.read_text())
         if (record.get("uri") == normal and record.get("etag") == etag and dest.is_file()
-                and sha256_file(dest) == record.get("sha256")):
+                and sha256(dest) == record.get("sha256")):
             return str(dest)
     except (OSError, ValueError, AttributeError):
         pass
@@ -266,7 +327,7 @@ def local_copy(uri: str, cache_dir: str | None = None) -> str:
     if _is_plain_md5_etag(etag) and _md5_path(tmp) != etag:
         tmp.unlink(missing_ok=True)
         raise InputError(uri, "downloaded bytes do not match the object's ETag (MD5)")
-    sha256 = sha256_file(tmp)
+    digest = sha256(tmp)
     os.replace(tmp, dest)
-    write_bytes(str(record_path), json.dumps({"uri": normal, "etag": etag, "sha256": sha256}).encode())
+    write_bytes(str(record_path), json.dumps({"uri": normal, "etag": etag, "sha256": digest}).encode())
     return str(dest)

@@ -16,7 +16,7 @@ FAILED when the test asks for a failure):
   real `pipeline.gate.validate.validate_dataset` (local Spark) on the LOCAL copy of the same rows
   with suite V (local Spark has no S3 connector), then records the dataset as the real step would
   see it on S3: the compact receipt's data URI and the content checksum computed by
-  `pipeline.gate.datasets` over the S3 objects (ETags), so the gate and the promotion re-check
+  `pipeline.dataset` over the S3 objects (ETags), so the gate and the promotion re-check
   exactly those objects; uploads O/validation.json and COMPLETES whether the suite passed or not
   (as emr_steps/validate.py exits 0 once it has written validation.json: the gate task decides).
 
@@ -269,7 +269,7 @@ class EmrSimulator:
 
     def _do_validate(self, args: list[str]) -> None:
         from pipeline import storage
-        from pipeline.gate import datasets
+        from pipeline.dataset import files_checksum, open_dataset
 
         dataset_uri, variant, out = _arg(args, "--dataset"), _arg(args, "--variant"), _arg(args, "--out")
         doc = self._local_validation(variant)
@@ -277,12 +277,12 @@ class EmrSimulator:
         if run:  # what the real step opens: exactly the run's compaction
             from pipeline import lineage
 
-            on_s3 = datasets.open_dataset(lineage.read_receipt(dataset_uri.rstrip("/"), run, "compact")["data_uri"])
+            on_s3 = open_dataset(lineage.read_receipt(dataset_uri.rstrip("/"), run, "compact")["data_uri"])
         else:
-            on_s3 = datasets.open_dataset(dataset_uri)
+            on_s3 = open_dataset(dataset_uri)
         doc["run"] = run
         doc["dataset"].update({"uri": dataset_uri.rstrip("/"), "data_uri": on_s3.data_uri,
-                               "content_checksum": datasets.content_checksum(on_s3.files), "files": len(on_s3.files)})
+                               "content_checksum": files_checksum(on_s3.files), "files": len(on_s3.files)})
         doc["simulated_by"] = "tests/emr_simulator.py (rows validated locally; checksum over the S3 objects)"
         storage.write_bytes(storage.join(out, "validation.json"), json.dumps(doc, indent=1, default=str).encode())
         # emr_steps/validate.py exits 0 once validation.json is written, passed or not: the step

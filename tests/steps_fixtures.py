@@ -137,7 +137,7 @@ def baseline(tiny, tmp_path_factory) -> dict:
     import time
 
     from emr_steps.steps import inject_step, run_local
-    from pipeline.dataset import content_hash
+    from pipeline.dataset import rows_digest
 
     out = tmp_path_factory.mktemp("steps_baseline") / "D"
     t0 = time.perf_counter()
@@ -147,4 +147,4 @@ def baseline(tiny, tmp_path_factory) -> dict:
     assert proc.returncode == 0, proc.stdout[-4000:]
     summary = read_summary(proc.stdout)
     return {"root": out, "data": out / "phase4c", "summary": summary, "wall_s": wall,
-            "hash": content_hash(str(out / "phase4c")), "log": proc.stdout}
+            "hash": rows_digest(str(out / "phase4c")), "log": proc.stdout}

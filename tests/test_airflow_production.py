@@ -170,7 +170,7 @@ def test_compose_stack_runs_the_emr_pipeline_through_the_triggerer_and_feeds_the
     (same try) after the triggerer fired, the cluster is TERMINATED and dhs_training_consumer runs
     on the Asset event and verifies the promotion."""
     from pipeline import storage
-    from pipeline.gate import datasets
+    from pipeline.dataset import files_checksum, open_dataset
     from tests.emr_simulator import EmrSimulator, all_clusters
 
     svc = airflow_services
@@ -295,9 +295,9 @@ def test_compose_stack_runs_the_emr_pipeline_through_the_triggerer_and_feeds_the
 
         # promoted: the record on moto's S3, CURRENT on the data the gate passed
         record = json.loads(storage.read_bytes(f"{prefix}/promotion.json"))
-        on_s3 = datasets.open_dataset(prefix)
+        on_s3 = open_dataset(prefix)
         assert record["data_uri"] == on_s3.data_uri and "/compacted/c-" in record["data_uri"], record
-        assert record["content_checksum"] == datasets.content_checksum(on_s3.files)
+        assert record["content_checksum"] == files_checksum(on_s3.files)
         current = storage.read_bytes(f"{prefix}/CURRENT").decode()
         assert record["data_uri"].rsplit("/compacted/", 1)[1] in current, current
         assert not storage.exists(f"{prefix}/_dhs_run.lock")  # the teardown released the prefix

@@ -162,12 +162,12 @@ def test_emr_gate_passes_promotes_and_terminates(airflow_home, emr_env, moto_ser
 
     # promotion record on S3, pinned to the compacted data the validation checked
     from pipeline import storage
-    from pipeline.gate import datasets
+    from pipeline.dataset import files_checksum, open_dataset
 
     record = json.loads(storage.read_bytes(f"{conf['output_prefix']}/promotion.json"))
-    on_s3 = datasets.open_dataset(conf["output_prefix"])
+    on_s3 = open_dataset(conf["output_prefix"])
     assert "/compacted/" in on_s3.data_uri
-    assert record["content_checksum"] == datasets.content_checksum(on_s3.files)
+    assert record["content_checksum"] == files_checksum(on_s3.files)
     assert record["data_uri"] == on_s3.data_uri and "/compacted/c-" in record["data_uri"]  # content-addressed
     assert storage.exists(f"{conf['output_prefix']}/runs/{record['run']}/compact.json")
     assert not storage.exists(f"{conf['output_prefix']}/_dhs_run.lock")  # the teardown released the prefix

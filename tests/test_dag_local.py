@@ -105,7 +105,7 @@ def test_local_strict_gate_fails_nothing_promoted(local_runs, airflow_home):
 def test_local_demo_gate_passes_and_promotes(local_runs, airflow_home):
     """gate_suite demo: run success, promotion.json pinned to the validated data, the training
     Asset's event carrying the record, and the consumer DAG queued on it."""
-    from pipeline.gate import datasets
+    from pipeline.dataset import files_checksum, list_data_files
 
     run, dataset = local_runs["demo"], local_runs["dataset"]
     assert run.state == "success", run.explain()
@@ -121,8 +121,8 @@ def test_local_demo_gate_passes_and_promotes(local_runs, airflow_home):
     record = local_runs["record_after_demo"]
     assert record is not None and record["sequence"] == 1
     assert "/compacted/c-" in record["data_uri"]  # the run's own immutable, content-addressed compaction
-    files = datasets.list_data_files(record["data_uri"])
-    assert record["content_checksum"] == datasets.content_checksum(files) == doc["dataset"]["content_checksum"]
+    files = list_data_files(record["data_uri"])
+    assert record["content_checksum"] == files_checksum(files) == doc["dataset"]["content_checksum"]
     assert doc["dataset"]["data_uri"] == record["data_uri"] and doc["run"] == record["run"]
     from dhs_airflow.plan import _safe_run_name
 
@@ -155,7 +155,7 @@ def _rows(data_uri: str, columns: list[str]):
 
 def test_rerun_with_another_moffat_beta_promotes_its_own_rows(local_runs, airflow_home):
     """Issue 14, problem 1: the second run's new rows are the ones validated and promoted."""
-    from pipeline.gate import datasets
+    from pipeline.dataset import files_checksum, list_data_files
     from pipeline.gate.promote import history
 
     run, dataset = local_runs["beta"], local_runs["dataset"]
@@ -169,7 +169,7 @@ def test_rerun_with_another_moffat_beta_promotes_its_own_rows(local_runs, airflo
     inj = betas[~betas["is_control"] & betas["cutout_ok"]]
     assert len(inj) > 0 and set(inj["moffat_beta"].round(6)) == {4.5}
     assert set(_rows(first["data_uri"], ["moffat_beta"])["moffat_beta"].dropna().round(6)) == {3.5}  # run 2's kept whole
-    assert record["content_checksum"] == datasets.content_checksum(datasets.list_data_files(record["data_uri"]))
+    assert record["content_checksum"] == files_checksum(list_data_files(record["data_uri"]))
     assert [h["sequence"] for h in history(str(dataset))] == [1, 2]
     assert [h["content_checksum"] for h in history(str(dataset))] == [first["content_checksum"], record["content_checksum"]]
     assert json.loads((dataset / "CURRENT").read_text())["data"] == record["current_pointer"]
@@ -186,7 +186,7 @@ def test_rerun_with_another_moffat_beta_promotes_its_own_rows(local_runs, airflo
 
 
 def test_consumer_runs_on_the_event_and_refuses_a_tampered_dataset(local_runs, airflow_home):
-    from pipeline.gate import datasets
+    from pipeline.dataset import list_data_files
 
     run = local_runs["beta"]
     assert run.state == "success", run.explain()
@@ -195,7 +195,7 @@ def test_consumer_runs_on_the_event_and_refuses_a_tampered_dataset(local_runs, a
     assert ok.state == "success" and ok.tasks == {"verify_promotion": "success", "train": "success"}, ok.explain()
     assert airflow_home.xcom(ok, "verify_promotion")[0]["content_checksum"] == event["extra"]["content_checksum"]
     # one byte of one promoted file changed, its size kept
-    victim = Path(sorted(f.relpath for f in datasets.list_data_files(event["extra"]["data_uri"]))[0])
+    victim = Path(sorted(f.relpath for f in list_data_files(event["extra"]["data_uri"]))[0])
     victim = Path(event["extra"]["data_uri"]) / victim
     original = victim.read_bytes()
     i = len(original) // 2

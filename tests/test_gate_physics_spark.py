@@ -1,6 +1,6 @@
 """The gate's Spark physics invariants agree with pipeline.physics_checks (numpy) row by row.
 
-The gate evaluates the invariants as native Spark expressions (pipeline.gate.profile.spark_*) on
+The gate evaluates the invariants as native Spark expressions (pipeline.gate.spark_physics) on
 every row; the injection tests use the numpy functions. Both must flag exactly the same rows,
 including nan, +-inf, NULL (nan for numpy), the exact bounds, values one ulp and 1e-8 past them,
 zero denominators and the seed's 1/1111 flux bug. Values that go through 10**x are compared
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline import physics_checks as pc
-from pipeline.gate import profile as gp
+from pipeline.gate import spark_physics as gp
 
 NAN, INF = float("nan"), float("inf")
 HLR_FILTER = (0.1, 1.0)

@@ -3,14 +3,14 @@
 import pytest
 
 from pipeline.config import load_run_config
-from pipeline.gate import datasets
+from pipeline.dataset import open_dataset, read_rows
 from pipeline.gate.row_contract import check_row_contract
 from tests.gate_factories import DEFECT_SPLIT_ROWS, gate_cases  # noqa: F401 - fixture
 
 
 def _contract(spark, case):
-    ds = datasets.open_dataset(str(case[0]))
-    return check_row_contract(datasets.read_rows(spark, ds), load_run_config("demo"))
+    ds = open_dataset(str(case[0]))
+    return check_row_contract(read_rows(spark, ds), load_run_config("demo"))
 
 
 def test_clean_dataset_passes_row_contract(spark, gate_cases):
@@ -39,8 +39,8 @@ def test_defect_fails_its_row_check(spark, gate_cases, defect, check, n_rows):
 def test_control_with_lens_parameters_and_short_pixels_fail(spark, gate_cases):
     from pyspark.sql import functions as F
 
-    ds = datasets.open_dataset(str(gate_cases("clean")[0]))
-    df = datasets.read_rows(spark, ds)
+    ds = open_dataset(str(gate_cases("clean")[0]))
+    df = read_rows(spark, ds)
     first_control = F.col("task_id") == "train-00000"
     df = (df.withColumn("theta_e_arcsec", F.when(first_control, F.lit(1.0)).otherwise(F.col("theta_e_arcsec")))
             .withColumn("maskbits", F.when(first_control, F.slice("maskbits", 1, 10)).otherwise(F.col("maskbits"))))
@@ -51,10 +51,10 @@ def test_control_with_lens_parameters_and_short_pixels_fail(spark, gate_cases):
 
 
 def test_schema_error_names_the_column(spark, gate_cases):
-    ds = datasets.open_dataset(str(gate_cases("clean")[0]))
+    ds = open_dataset(str(gate_cases("clean")[0]))
     from pyspark.sql import functions as F
 
-    df = datasets.read_rows(spark, ds).withColumn("lrg_id", F.col("lrg_id").cast("string"))
+    df = read_rows(spark, ds).withColumn("lrg_id", F.col("lrg_id").cast("string"))
     result = check_row_contract(df.drop("brickname"), load_run_config("demo"))
     assert not result.passed
     text = " ".join(result.schema_errors)
@@ -72,8 +72,8 @@ def test_one_bad_pixel_fails_its_check(spark, gate_cases, column, value, check):
     """One pixel of one row, in the middle of the array: found by the array_max/array_min rules."""
     from pyspark.sql import functions as F
 
-    ds = datasets.open_dataset(str(gate_cases("clean")[0]))
-    df = datasets.read_rows(spark, ds)
+    ds = open_dataset(str(gate_cases("clean")[0]))
+    df = read_rows(spark, ds)
     row = F.col("task_id") == "val-00003"
     c = F.col(column)
     bad = F.concat(F.slice(c, 1, 5000), F.array(F.lit(value).cast("float")), F.slice(c, 5002, 20000))

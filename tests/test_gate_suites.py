@@ -4,7 +4,9 @@ names it; the strict suite fails the clean demo data on purpose."""
 import pytest
 
 from pipeline.config import load_run_config
-from pipeline.gate import datasets, suites
+from pipeline.dataset import open_dataset, read_rows
+from pipeline.gate.inputs import hlr_filter_for, manifest_identity_for, read_manifest_counts
+from pipeline.gate import suites
 from pipeline.gate.profile import profile_and_contract
 from pipeline.gate.thresholds import load_thresholds
 from pipeline.gate.validate import add_identity_and_pixel_checks
@@ -19,11 +21,11 @@ def _contract_and_profile(spark, case):
     case (the variant only changes the suite, not the profile)."""
     key = str(case[0])
     if key not in _PROFILES:
-        ds = datasets.open_dataset(str(case[0]))
-        identity = datasets.manifest_identity_for(datasets.read_manifest_counts(str(case[1]))["json"])
-        df = datasets.read_rows(spark, ds)
+        ds = open_dataset(str(case[0]))
+        identity = manifest_identity_for(read_manifest_counts(str(case[1]))["json"])
+        df = read_rows(spark, ds)
         contract, profile = profile_and_contract(df, run_config=load_run_config("demo"),
-                                                 hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, {}),
+                                                 hlr_filter_arcsec=hlr_filter_for(ds.metadata, {}),
                                                  files_per_split=ds.files_per_split(), manifest_identity=identity)
         # the row checks outside the fused scan: manifest identity and agreement with the pixels
         add_identity_and_pixel_checks(spark, df, contract, profile, metadata=ds.metadata,
@@ -38,7 +40,7 @@ def _profile(spark, case):
 
 def _gate(spark, case, variant="demo", reference=None):
     profile = _profile(spark, case)
-    manifest = datasets.read_manifest_counts(str(case[1]))
+    manifest = read_manifest_counts(str(case[1]))
     th = load_thresholds(variant)
     frames = suites.metrics_frames(profile, manifest["tasks_per_split"], th, reference)
     results = suites.run_suites(*frames, th, with_drift=reference is not None)

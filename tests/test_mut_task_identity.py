@@ -214,7 +214,7 @@ def test_examples_listed_as_many_as_the_gates_exact_check_lists():
     of example ids."""
     import inspect
 
-    from pipeline.gate.profile import _uniqueness_and_leakage
+    from pipeline.gate.identity import uniqueness_and_leakage as _uniqueness_and_leakage
     from pipeline.task_identity import duplicate_task_ids, lrg_leakage
 
     n = inspect.signature(_uniqueness_and_leakage).parameters["n_examples"].default

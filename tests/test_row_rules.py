@@ -11,7 +11,7 @@ e.g. an injection with a missing lens parameter, a control labelled SIE, a Dec o
 import pytest
 
 from pipeline.config import load_run_config
-from pipeline.gate import datasets
+from pipeline.dataset import open_dataset, read_rows
 from pipeline.gate.row_contract import REQUIRED_COLUMNS, check_row_contract, row_predicates
 from tests.gate_factories import gate_cases  # noqa: F401 - fixture
 
@@ -70,8 +70,8 @@ def broken(spark, gate_cases):
     rule broken once."""
     from pyspark.sql import functions as F
 
-    ds = datasets.open_dataset(str(gate_cases("clean")[0]))
-    df = datasets.read_rows(spark, ds).filter("region_split = 'train'")  # 240 rows suffice
+    ds = open_dataset(str(gate_cases("clean")[0]))
+    df = read_rows(spark, ds).filter("region_split = 'train'")  # 240 rows suffice
     cases = _cases()
     pools = {"ctrl": iter(_CONTROLS), "inj": iter(_INJECTIONS)}
     row_of = {check: next(pools[role]) for check, (role, _) in cases.items()}

@@ -32,16 +32,16 @@ def _bare_dataset(root: Path, split: str) -> Path:
 
 
 def test_split_name_outside_train_val_test_is_refused_before_gx(tmp_path):
-    from pipeline.gate import datasets
+    from pipeline.dataset import open_dataset
 
     good = _bare_dataset(tmp_path / "good", "train")
-    assert datasets.open_dataset(str(good)).files_per_split() == {"train": 1}
+    assert open_dataset(str(good)).files_per_split() == {"train": 1}
     bad = _bare_dataset(tmp_path / "bad", XSS)
     with pytest.raises(InputError) as exc:
-        datasets.open_dataset(str(bad))
+        open_dataset(str(bad))
     assert "region_split must be one of train, val, test" in exc.value.problem
     with pytest.raises(InputError):
-        datasets.open_dataset(str(_bare_dataset(tmp_path / "enc", "%3Cimg%20src%3Dx%3E")))
+        open_dataset(str(_bare_dataset(tmp_path / "enc", "%3Cimg%20src%3Dx%3E")))
 
 
 @pytest.fixture(scope="module")

@@ -340,7 +340,7 @@ def test_cluster_is_a_master_and_two_worker_jvms(spark_cluster):
 
 
 def test_inject_on_the_cluster_matches_local_rows(spark_cluster, cluster_inject, baseline, tiny):
-    from pipeline.dataset import content_hash, read_metadata
+    from pipeline.dataset import rows_digest, read_metadata
 
     run = cluster_inject["run"]
     summary = run.summary()
@@ -360,7 +360,7 @@ def test_inject_on_the_cluster_matches_local_rows(spark_cluster, cluster_inject,
     local = rows_by_task(baseline["data"])
     cluster = rows_by_task(cluster_inject["data"])
     assert set(cluster) == set(local) and len(cluster) == tiny.n_tasks
-    exact = content_hash(str(cluster_inject["data"])) == content_hash(str(baseline["data"]))
+    exact = rows_digest(str(cluster_inject["data"])) == rows_digest(str(baseline["data"]))
     for task_id, row in cluster.items():
         assert_same_row(row, local[task_id])
     print(f"\ncluster inject: {tiny.n_tasks} tasks in {run.wall_s:.1f} s (spark-submit wall); rows "
@@ -401,12 +401,12 @@ def cluster_compact(spark_cluster, node_python, cluster_inject):
 
 
 def test_compact_on_the_cluster_keeps_every_row(cluster_inject, cluster_compact):
-    from pipeline.dataset import content_hash, dir_stats, resolve_data_uri
+    from pipeline.dataset import rows_digest, dir_stats, resolve_data_uri
 
     summary = cluster_compact.summary()
     root = str(cluster_inject["root"])
     assert resolve_data_uri(root) == summary["data"] and "/compacted/c-" in summary["data"]
-    assert content_hash(summary["data"]) == content_hash(str(cluster_inject["data"]))
+    assert rows_digest(summary["data"]) == rows_digest(str(cluster_inject["data"]))
     files = dir_stats(summary["data"])[0]
     assert files > 3  # range-partitioned: more than one file per split
     print(f"\ncluster compact: {dir_stats(str(cluster_inject['data']))[0]} -> {files} files in {cluster_compact.wall_s:.1f} s")
@@ -485,9 +485,9 @@ def test_killed_worker_during_inject_gives_identical_rows(spark_cluster, node_py
     assert set(after) == set(before)
     for task_id in before:
         assert after[task_id] == before[task_id], task_id
-    from pipeline.dataset import content_hash
+    from pipeline.dataset import rows_digest
 
-    assert content_hash(str(out / "phase4c")) == content_hash(str(cluster_inject["data"]))
+    assert rows_digest(str(out / "phase4c")) == rows_digest(str(cluster_inject["data"]))
     # a node to replace the lost one, for what follows (the step itself finished on one worker)
     t1 = time.perf_counter()
     spark_cluster.start_worker(f"w{len(spark_cluster.nodes) + 1}")
@@ -502,7 +502,7 @@ def test_killed_executor_during_compaction_gives_identical_data(spark_cluster, n
     import shutil
 
     from emr_steps.steps import compact_step
-    from pipeline.dataset import content_hash
+    from pipeline.dataset import rows_digest
 
     root = tmp_path / "D"
     shutil.copytree(cluster_inject["data"], root / "phase4c")  # the same source rows
@@ -537,7 +537,7 @@ def test_killed_executor_during_compaction_gives_identical_data(spark_cluster, n
     assert Path(summary["data"]).name == Path(undisturbed["data"]).name  # same content address
     # the rows, and which rows each file holds; not the files' checksum (content_checksum): every
     # write names its files with a fresh job UUID, undisturbed or not
-    assert content_hash(summary["data"]) == content_hash(undisturbed["data"])
+    assert rows_digest(summary["data"]) == rows_digest(undisturbed["data"])
     assert file_layout(summary["data"]) == file_layout(undisturbed["data"])
     before, after = rows_by_task(undisturbed["data"]), rows_by_task(summary["data"])
     assert set(after) == set(before) and all(after[t] == before[t] for t in before)

@@ -65,7 +65,7 @@ def test_plan_files_from_bytes_per_row():
 def test_compaction_keeps_rows_reduces_files_and_switches_current(spark, small_dataset):
     src = ds.resolve_data_uri(str(small_dataset))
     assert src.endswith("phase4c")
-    before = ds.content_hash(src)
+    before = ds.rows_digest(src)
     n_files_before, bytes_before = ds.dir_stats(src)
     summary = compact.run(["--output", str(small_dataset), "--run-id", "c1", "--target-file-mb", "0.6"])
     assert summary["current"] == "compacted/c1"
@@ -75,18 +75,18 @@ def test_compaction_keeps_rows_reduces_files_and_switches_current(spark, small_d
     n_files_after, bytes_after = ds.dir_stats(new)
     print(f"\ncompaction: {n_files_before} files / {bytes_before} B -> {n_files_after} files / {bytes_after} B")
     assert n_files_after < n_files_before
-    assert ds.content_hash(new) == before  # every row, unchanged
-    assert ds.content_hash(spark.read.parquet(new)) == before  # the Spark path hashes the same
+    assert ds.rows_digest(new) == before  # every row, unchanged
+    assert ds.rows_digest(spark.read.parquet(new)) == before  # the Spark path hashes the same
     meta = ds.read_metadata(new)
     assert meta["stage"] == "4p5" and meta["rows"] == before["rows"] and meta["files"] == n_files_after
-    assert ds.read_metadata(src) is not None and ds.content_hash(src) == before  # source untouched
+    assert ds.read_metadata(src) is not None and ds.rows_digest(src) == before  # source untouched
 
 
 
 def test_interrupted_compaction_leaves_current_whole(spark, small_dataset):
     compact.run(["--output", str(small_dataset), "--run-id", "c1", "--target-file-mb", "0.6"])
     current_before = (small_dataset / "CURRENT").read_bytes()
-    h = ds.content_hash(str(small_dataset))
+    h = ds.rows_digest(str(small_dataset))
 
     class Crash(Exception):
         pass
@@ -98,7 +98,7 @@ def test_interrupted_compaction_leaves_current_whole(spark, small_dataset):
         compact.run(["--output", str(small_dataset), "--run-id", "c2", "--target-file-mb", "100"], before_switch=crash)
     assert (small_dataset / "CURRENT").read_bytes() == current_before
     assert ds.resolve_data_uri(str(small_dataset)).endswith("compacted/c1")
-    assert ds.content_hash(str(small_dataset)) == h
+    assert ds.rows_digest(str(small_dataset)) == h
     # half-written debris of the interrupted one (no metadata) does not block a retry under its id
     shutil.rmtree(small_dataset / "compacted" / "c2" / "region_split=test")
     (small_dataset / "compacted" / "c2" / "_dhs_dataset.json").unlink()
@@ -106,7 +106,7 @@ def test_interrupted_compaction_leaves_current_whole(spark, small_dataset):
     compact.run(["--output", str(small_dataset), "--run-id", "c2", "--target-file-mb", "100"])
     assert ds.resolve_data_uri(str(small_dataset)).endswith("compacted/c2")
     assert ds.dir_stats(ds.resolve_data_uri(str(small_dataset)))[0] == 3  # one file per split
-    assert ds.content_hash(str(small_dataset)) == h
+    assert ds.rows_digest(str(small_dataset)) == h
 
 
 def test_compaction_refuses_incomplete_source(spark, small_dataset):
@@ -148,8 +148,8 @@ def test_pipeline_run_compacts_the_runs_rows_not_current(spark, small_dataset):
     summary = compact.run(["--output", str(small_dataset), "--pipeline-run", "r1", "--target-file-mb", "100"])
     assert "/compacted/c-" in summary["data"] and "current" not in summary
     assert (small_dataset / "CURRENT").read_bytes() == current_before  # the promotion moves it, not compact
-    assert ds.content_hash(summary["data"]) == ds.content_hash(str(small_dataset / "phase4c"))  # run's rows
-    assert ds.content_hash(summary["data"])["rows"] == meta["rows"]
+    assert ds.rows_digest(summary["data"]) == ds.rows_digest(str(small_dataset / "phase4c"))  # run's rows
+    assert ds.rows_digest(summary["data"])["rows"] == meta["rows"]
     receipt = lineage.read_receipt(str(small_dataset), "r1", "compact")
     assert receipt["data_uri"] == summary["data"] and receipt["content_checksum"] == summary["content_checksum"]
     assert ds.read_metadata(summary["data"])["content_checksum"] == summary["content_checksum"]

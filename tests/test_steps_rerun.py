@@ -4,7 +4,7 @@ exactly the rows of an uninterrupted run: same content hash, no duplicates."""
 import pytest
 
 from emr_steps.steps import inject_step, run_local, start_local
-from pipeline.dataset import content_hash, read_metadata
+from pipeline.dataset import rows_digest, read_metadata
 from tests.steps_fixtures import inject_params, kill_group_when, read_summary, step_env
 
 pytest_plugins = ["tests.steps_fixtures"]  # the `tiny` and `baseline` fixtures, shared with test_steps_inject.py
@@ -32,6 +32,6 @@ def test_killed_run_then_rerun_equals_uninterrupted_run(tiny, baseline, tmp_path
     rerun = run_local(defn, env=step_env(), stream=False)
     assert rerun.returncode == 0, rerun.stdout[-4000:]
     assert read_summary(rerun.stdout)["rows"] == tiny.n_tasks
-    h = content_hash(str(out / "phase4c"))
+    h = rows_digest(str(out / "phase4c"))
     assert h["rows"] == h["distinct_task_ids"] == tiny.n_tasks
     assert h == baseline["hash"]

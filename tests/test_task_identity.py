@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_run_config
-from pipeline.gate import datasets
-from pipeline.gate.profile import identity_sums, profile_and_contract
+from pipeline.dataset import open_dataset, read_rows
+from pipeline.gate.inputs import hlr_filter_for, manifest_identity_for
+from pipeline.gate.identity import identity_sums
+from pipeline.gate.profile import profile_and_contract
 from pipeline.task_identity import duplicate_task_ids, fingerprint, lrg_leakage, manifest_identity, spark_xxhash64
 from tests.gate_factories import _cached_clean, gate_cases, identity_of  # noqa: F401 - fixture
 
@@ -79,9 +81,9 @@ def test_duplicates_and_leakage_counted_by_hand():
 
 
 def _identity_run(spark, case, identity):
-    ds = datasets.open_dataset(str(case[0]))
-    return profile_and_contract(datasets.read_rows(spark, ds), run_config=load_run_config("demo"),
-                                hlr_filter_arcsec=datasets.hlr_filter_for(ds.metadata, {}),
+    ds = open_dataset(str(case[0]))
+    return profile_and_contract(read_rows(spark, ds), run_config=load_run_config("demo"),
+                                hlr_filter_arcsec=hlr_filter_for(ds.metadata, {}),
                                 files_per_split=ds.files_per_split(), include_pixels=False,
                                 manifest_identity=identity)
 
@@ -125,12 +127,12 @@ def test_a_leaky_manifest_leaks_into_the_gate_through_the_shortcut(spark, gate_c
 
 def test_manifest_json_identity_is_used_only_when_complete():
     ident = manifest_identity(["a", "b"], [1, 2], ["train", "val"], [True, False])
-    assert datasets.manifest_identity_for({"identity": ident}) == ident
-    assert datasets.manifest_identity_for({}) is None
-    assert datasets.manifest_identity_for({"identity": {**ident, "fingerprint": "abc"}}) is None
-    assert datasets.manifest_identity_for({"identity": {**ident, "rows": "many"}}) is None
-    assert datasets.manifest_identity_for({"identity": [1, 2]}) is None
-    assert datasets.manifest_identity_for({"identity": {k: v for k, v in ident.items() if k != "shared"}}) is None
+    assert manifest_identity_for({"identity": ident}) == ident
+    assert manifest_identity_for({}) is None
+    assert manifest_identity_for({"identity": {**ident, "fingerprint": "abc"}}) is None
+    assert manifest_identity_for({"identity": {**ident, "rows": "many"}}) is None
+    assert manifest_identity_for({"identity": [1, 2]}) is None
+    assert manifest_identity_for({"identity": {k: v for k, v in ident.items() if k != "shared"}}) is None
 
 
 def _split_rows(case):

@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 
 from pipeline import conditional_io, storage
 from pipeline.errors import InputError
-from pipeline.gate import datasets
 
 PROMOTION_FILE = "promotion.json"
 HISTORY_DIR = "promotions"
@@ -52,13 +51,9 @@ def load_validation(validation_uri: str) -> tuple[str, dict]:
     return uri, doc
 
 
-def _norm(uri: str) -> str:
-    return storage.to_s3(uri).rstrip("/") if storage.is_s3(str(uri)) else str(uri).rstrip("/")
-
-
 def relative_to_root(root: str, data_uri: str) -> str:
     """data_uri as a path relative to the dataset root (what D/CURRENT holds)."""
-    root, data = _norm(root), _norm(data_uri)
+    root, data = storage.normalize(root), storage.normalize(data_uri)
     if not data.startswith(root + "/"):
         raise PromotionRefused(f"the validated data {data_uri} is not inside the dataset root {root}: only a folder "
                                f"of the dataset itself can become its current data")
@@ -115,19 +110,21 @@ def promote_dataset(dataset_uri: str, *, validation: str, record_out: str | None
     `expected` ({"data_uri", "content_checksum"}, e.g. from the run's compact receipt via the
     gate task) must name the same data the validation judged. `record_out` writes the current
     record elsewhere than D/promotion.json (CURRENT and the history stay with D)."""
+    from pipeline import dataset  # noqa: PLC0415 - numpy/pyarrow stay out of the Airflow plugins' import
+
     val_uri, val = load_validation(validation)
     _check_validation(val_uri, val)
-    root = _norm(dataset_uri)
+    root = storage.normalize(dataset_uri)
     data_uri = val["dataset"].get("data_uri")
     recorded = val["dataset"].get("content_checksum")
     if not data_uri or not recorded:
         raise PromotionRefused(f"validation {val_uri} names no data URI / checksum: validate again")
-    if expected and (_norm(expected["data_uri"]) != _norm(data_uri) or expected["content_checksum"] != recorded):
+    if expected and (storage.normalize(expected["data_uri"]) != storage.normalize(data_uri) or expected["content_checksum"] != recorded):
         raise PromotionRefused(f"validation {val_uri} judged {data_uri} (checksum {recorded[:16]}), but this run "
                                f"produced {expected['data_uri']} (checksum {expected['content_checksum'][:16]})")
     rel = relative_to_root(root, data_uri)
-    files = datasets.list_data_files(data_uri)
-    checksum = datasets.content_checksum(files)
+    files = dataset.list_data_files(data_uri)
+    checksum = dataset.files_checksum(files)
     if checksum != recorded:
         raise PromotionRefused(f"dataset {data_uri} changed since validation {val_uri}: content checksum "
                                f"{checksum[:16]} != validated {recorded[:16]}; validate it again")
@@ -135,18 +132,15 @@ def promote_dataset(dataset_uri: str, *, validation: str, record_out: str | None
     record_uri = record_out or storage.join(root, PROMOTION_FILE)
     current_bytes, current_version = conditional_io.read_versioned(record_uri)
     current = _json_or_none(current_bytes)
-    from pipeline.dataset import resolve_data_uri, set_current  # noqa: PLC0415
-
     if (current and current.get("content_checksum") == checksum and current.get("data_uri") == data_uri
             and (current.get("validation") or {}).get("uri") == val_uri):
         # idempotent: same data, same validation -> the same record (and CURRENT on it)
-        if _norm(resolve_data_uri(root)) != _norm(data_uri):
-            set_current(root, rel)
+        if storage.normalize(dataset.resolve_data_uri(root)) != storage.normalize(data_uri):
+            dataset.set_current(root, rel)
         return record_uri, current
 
     previous = history(root)
     seq = (int(previous[-1]["sequence"]) + 1) if previous else 1
-    from pipeline.dataset import git_commit  # noqa: PLC0415
     from pipeline import __version__ as pipeline_version  # noqa: PLC0415
 
     record = {
@@ -163,7 +157,7 @@ def promote_dataset(dataset_uri: str, *, validation: str, record_out: str | None
         "min_gate_suite": (val.get("suite_policy") or {}).get("min_gate_suite"),
         "run": val.get("run"),
         "run_config": val.get("run_config") or {},
-        "code": {**(val.get("code") or {}), "promoted_by": pipeline_version, "promoted_by_commit": git_commit()},
+        "code": {**(val.get("code") or {}), "promoted_by": pipeline_version, "promoted_by_commit": dataset.git_commit()},
         "validation": {"uri": val_uri, "timestamp": val.get("timestamp"), "variant": val.get("variant"),
                        "profile_uri": posixpath.join(posixpath.dirname(val_uri), "profile.json")
                        if storage.is_s3(val_uri) else str(_sibling(val_uri, "profile.json"))},
@@ -183,7 +177,7 @@ def promote_dataset(dataset_uri: str, *, validation: str, record_out: str | None
     except conditional_io.ConflictError as exc:
         raise PromotionRefused(f"{record_uri} changed while promoting ({exc.problem}); the history keeps "
                                f"{history_uri}, but it is not current: promote again") from None
-    set_current(root, rel)
+    dataset.set_current(root, rel)
     return record_uri, record
 
 

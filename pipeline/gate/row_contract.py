@@ -8,7 +8,8 @@ Two layers:
   needs its own group-by (on xxhash64(task_id), confirmed on task_id when a hash repeats).
   Example task_ids are fetched only for checks that failed.
 The gate (`validate_dataset`) runs these counters inside the profile's jobs instead
-(`pipeline.gate.profile.profile_and_contract`): one scan of the rows for both.
+(`pipeline.gate.profile.profile_and_contract`): one scan of the rows for both;
+`check_row_contract` runs the contract alone.
 
 Check names (stable; the failure messages and validation.json use them):
   schema, unique_task_id, not_null:<col>, control_has_no_injection_params,
@@ -25,8 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pyspark.sql import functions as F
+
 from pipeline.config import SPLITS, RunConfig
 from pipeline.contract import BANDS, BY_NAME, COLUMNS, INJECTION_ONLY, PIXEL_COLUMNS, STAMP_SIZE_PIX
+from pipeline.gate.identity import uniqueness_and_leakage
+from pipeline.gate.pixel_agreement import psf_disagreement_predicates
 from pipeline.spark_session import spark_type
 
 #: Columns that are never null (contract: nullable=False).
@@ -76,14 +81,9 @@ def schema_errors(df, include_pixels: bool) -> list[str]:
     return errors
 
 
-_schema_errors = schema_errors  # the name before the gate's fused scan
-
-
 def row_predicates(run_config: RunConfig, columns: list[str]) -> dict:
     """check name -> Spark Column, true on a row that VIOLATES the check. Only checks whose
     columns are present are returned (the benchmark runs on scalar columns only)."""
-    from pyspark.sql import functions as F
-
     present = set(columns)
     col = F.col
     inj_ok = (~col("is_control")) & col("cutout_ok")
@@ -139,8 +139,6 @@ def row_predicates(run_config: RunConfig, columns: list[str]) -> dict:
         F.isnan(col("arc_snr")) | (F.abs(col("arc_snr")) == F.lit(float("inf"))))
     # the PSF actually used is the survey's at the stamp centre, rounded to the kernel grid
     # (pipeline.gate.pixel_agreement); counted in the fused scan with the other row rules
-    from pipeline.gate.pixel_agreement import psf_disagreement_predicates
-
     checks.update(psf_disagreement_predicates(present))
     # a NULL predicate (null input) counts as no violation
     return {k: F.coalesce(v, F.lit(False)) for k, v in checks.items()}
@@ -192,10 +190,6 @@ def contract_result(df, schema_errors_: list[str], preds: dict, counts: list[int
 
 def check_row_contract(df, run_config: RunConfig, *, include_pixels: bool = True, n_examples: int = 3) -> ContractResult:
     """Check every row of `df` (Spark DataFrame with region_split) against the contract."""
-    from pyspark.sql import functions as F
-
-    from pipeline.gate.profile import _uniqueness_and_leakage
-
     errors = schema_errors(df, include_pixels)
     if KEY_COLUMNS - set(df.columns):
         # without these columns no row rule can be evaluated; the schema errors say why
@@ -204,7 +198,7 @@ def check_row_contract(df, run_config: RunConfig, *, include_pixels: bool = True
     aggs = [F.count(F.lit(1)).alias("__rows")]
     aggs += [F.sum(v.cast("long")).alias(f"c{i}") for i, v in enumerate(preds.values())]
     row = df.agg(*aggs).first()
-    uniq = _uniqueness_and_leakage(df, leakage=False, n_examples=n_examples)
+    uniq = uniqueness_and_leakage(df, leakage=False, n_examples=n_examples)
     return contract_result(df, errors, preds, [int(row[f"c{i}"] or 0) for i in range(len(preds))],
                            rows=int(row["__rows"]), dup_rows=uniq["dup_rows"], dup_examples=uniq["dup_examples"],
                            n_examples=n_examples)

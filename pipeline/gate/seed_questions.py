@@ -41,7 +41,7 @@ SEED_BANK_HLR_FILTER_ARCSEC = (0.1, 1.0)
 SEED_PSFSIZE_R_ARCSEC = (0.9, 1.6)
 #: Half the stamp's width: the largest radius fully inside the 64 x 64 stamp.
 STAMP_HALF_WIDTH_ARCSEC = STAMP_SIZE_PIX / 2 * DR10_PIXSCALE_ARCSEC
-#: theta_E / PSF FWHM above which a lens counts as resolved (an edge of profile.HIST2D's 0.2-wide bins).
+#: theta_E / PSF FWHM above which a lens counts as resolved (an edge of histograms.HIST2D's 0.2-wide bins).
 RESOLVED_RATIO = 1.0
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -70,17 +70,6 @@ def _pct(x, nd=1):
 
 def _fmt(x, nd=2):
     return "n/a" if x is None else f"{x:.{nd}f}"
-
-
-def _weighted(profile, key):
-    """Injection-weighted mean of a per-split fraction/mean over the splits that have it."""
-    num = den = 0.0
-    for s in profile["splits"].values():
-        v, w = s.get(key), s.get("injections_ok") or 0
-        if v is not None and w:
-            num += v * w
-            den += w
-    return num / den if den else None
 
 
 def _hist2d_x_marginal(profile, name):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline import storage
 from pipeline.errors import InputError
-from pipeline.gate import datasets
+from pipeline.gate import inputs
 from pipeline.gate.thresholds import load_thresholds
 
 log = logging.getLogger(__name__)
@@ -142,28 +142,28 @@ def add_identity_and_pixel_checks(spark, df, contract, prof, *, metadata: dict, 
 
 def _validate(dataset_uri, *, manifest_uri, variant, out_dir, reference_profile, spark, build_docs, build_report,
               pipeline_run, dataset_root, expected) -> GateResult:
-    from pipeline import lineage
+    from pipeline import dataset, lineage
     from pipeline.gate import manifest_match
     from pipeline.gate import profile as profile_mod
     from pipeline.gate import suites
     from pipeline.gate.thresholds import strictness_gaps
 
     thresholds = load_thresholds(variant)
-    manifest = datasets.read_manifest_counts(manifest_uri)
-    ds = datasets.open_dataset(dataset_uri)
+    manifest = inputs.read_manifest_counts(manifest_uri)
+    ds = dataset.open_dataset(dataset_uri)
     reference = load_reference_profile(reference_profile)
-    run_config = datasets.run_config_for(ds.metadata, manifest["json"], variant)
-    hlr_filter = datasets.hlr_filter_for(ds.metadata, manifest["json"])
-    checksum = datasets.content_checksum(ds.files)
+    run_config = inputs.run_config_for(ds.metadata, manifest["json"], variant)
+    hlr_filter = inputs.hlr_filter_for(ds.metadata, manifest["json"])
+    checksum = dataset.files_checksum(ds.files)
     if expected:
         lineage.check_same_data(found={"data_uri": ds.data_uri, "content_checksum": checksum}, expected=expected,
                                 found_what="the data to validate",
                                 expected_what=expected.get("what", "what the previous step wrote"))
     suite_gaps = strictness_gaps(thresholds, load_thresholds(run_config.min_gate_suite))
-    identity_record = datasets.manifest_identity_for(manifest["json"]) or manifest_match.identity_from_table(manifest_uri)
+    identity_record = inputs.manifest_identity_for(manifest["json"]) or manifest_match.identity_from_table(manifest_uri)
 
     spark = spark or local_spark()
-    df = datasets.read_rows(spark, ds)
+    df = dataset.read_rows(spark, ds)
     log.info("row contract + profile on %s", ds.data_uri)
     # one scan of the rows for the contract's counters and the profile's summary (see profile.py)
     contract, prof = profile_mod.profile_and_contract(df, run_config=run_config, hlr_filter_arcsec=hlr_filter,
@@ -211,7 +211,6 @@ def _validate(dataset_uri, *, manifest_uri, variant, out_dir, reference_profile,
                                            binding={"data_uri": ds.data_uri, "content_checksum": checksum,
                                                     "suite": thresholds.variant, "run": pipeline_run,
                                                     "drift": drift_note})
-    from pipeline.dataset import git_commit
     from pipeline import __version__ as pipeline_version
 
     doc = {
@@ -228,7 +227,7 @@ def _validate(dataset_uri, *, manifest_uri, variant, out_dir, reference_profile,
         "run_config": {"variant": run_config.variant, "experiment_id": run_config.experiment_id,
                        "min_gate_suite": run_config.min_gate_suite, "moffat_beta": run_config.moffat_beta,
                        "sha256": _config_sha256(run_config)},
-        "code": {"pipeline_version": pipeline_version, "git_commit": git_commit(),
+        "code": {"pipeline_version": pipeline_version, "git_commit": dataset.git_commit(),
                  "rows_written_by": (ds.metadata or {}).get("pipeline_version"),
                  "rows_git_commit": (ds.metadata or {}).get("git_commit")},
         "dataset": {"uri": str(dataset_root or ds.dataset_uri), "data_uri": ds.data_uri, "content_checksum": checksum,

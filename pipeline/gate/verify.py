@@ -20,8 +20,7 @@ import json
 
 from pipeline import storage
 from pipeline.errors import InputError
-from pipeline.gate import datasets
-from pipeline.gate.promote import PROMOTION_FILE, RECORD_FORMAT, _norm, load_validation
+from pipeline.gate.promote import PROMOTION_FILE, RECORD_FORMAT, load_validation
 
 
 class PromotionInvalid(Exception):
@@ -30,7 +29,9 @@ class PromotionInvalid(Exception):
 
 def verify_promoted(dataset_uri: str, *, expect_data_uri: str | None = None, expect_checksum: str | None = None,
                     min_suite: str | None = None) -> dict:
-    root = _norm(dataset_uri)
+    from pipeline import dataset  # noqa: PLC0415 - numpy/pyarrow stay out of the consumer DAG's import
+
+    root = storage.normalize(dataset_uri)
     record_uri = storage.join(root, PROMOTION_FILE)
     if not storage.exists(record_uri):
         raise PromotionInvalid(f"{root}: nothing is promoted (no {PROMOTION_FILE})")
@@ -42,26 +43,24 @@ def verify_promoted(dataset_uri: str, *, expect_data_uri: str | None = None, exp
         raise PromotionInvalid(f"{record_uri}: not a {RECORD_FORMAT} promotion record (promote the dataset again)")
     data_uri, checksum = record["data_uri"], record["content_checksum"]
 
-    if expect_data_uri is not None and _norm(expect_data_uri) != _norm(data_uri):
+    if expect_data_uri is not None and storage.normalize(expect_data_uri) != storage.normalize(data_uri):
         raise PromotionInvalid(f"the promotion you were told about ({expect_data_uri}) is no longer current: "
                                f"{record_uri} now promotes {data_uri}")
     if expect_checksum is not None and expect_checksum != checksum:
         raise PromotionInvalid(f"the promotion you were told about (checksum {expect_checksum[:16]}) is no longer "
                                f"current: {record_uri} now has checksum {checksum[:16]}")
 
-    from pipeline.dataset import resolve_data_uri  # noqa: PLC0415
-
     try:
-        current = resolve_data_uri(root)
+        current = dataset.resolve_data_uri(root)
     except InputError as exc:
         raise PromotionInvalid(f"{root}/CURRENT is unreadable ({exc.problem}): the promotion is withdrawn") from None
-    if _norm(current) != _norm(data_uri):
+    if storage.normalize(current) != storage.normalize(data_uri):
         raise PromotionInvalid(f"the promotion of {data_uri} is withdrawn: {root}/CURRENT now points at {current}")
 
-    files = datasets.list_data_files(data_uri)
+    files = dataset.list_data_files(data_uri)
     if not files:
         raise PromotionInvalid(f"{data_uri}: the promoted data files are gone")
-    found = datasets.content_checksum(files)
+    found = dataset.files_checksum(files)
     if found != checksum:
         raise PromotionInvalid(f"{data_uri} changed after promotion: content checksum {found[:16]} != promoted "
                                f"{checksum[:16]} ({record_uri}); do not train on it; validate and promote it again")
@@ -73,7 +72,7 @@ def verify_promoted(dataset_uri: str, *, expect_data_uri: str | None = None, exp
         raise PromotionInvalid(f"the validation the promotion cites is unusable: {exc}") from None
     if not val.get("passed"):
         raise PromotionInvalid(f"{val_uri} did not pass, yet {record_uri} cites it")
-    if val["dataset"].get("content_checksum") != checksum or _norm(val["dataset"].get("data_uri", "")) != _norm(data_uri):
+    if val["dataset"].get("content_checksum") != checksum or storage.normalize(val["dataset"].get("data_uri", "")) != storage.normalize(data_uri):
         raise PromotionInvalid(f"{val_uri} judged {val['dataset'].get('data_uri')} (checksum "
                                f"{str(val['dataset'].get('content_checksum'))[:16]}), not the promoted {data_uri} "
                                f"({checksum[:16]})")
