@@ -168,18 +168,13 @@ def test_split_of_regions_puts_a_draw_past_the_last_edge_in_the_last_split():
 # ---------------------------------------------------------------- controls
 
 def _closest_n_controls(n, frac, reps):
-    """By brute force, in exact rationals: the n_c whose task fraction is closest (first on ties)."""
-    from fractions import Fraction
-
+    """By brute force: the n_c whose task fraction n_c / (n_c + R (n - n_c)) is closest to frac
+    (the first on ties; distances in IEEE doubles, so an exact tie such as 1/3 and 2/3 around 1/2
+    is broken by rounding, as any float implementation breaks it)."""
     if n == 0:
         return 0
-    best, best_d = 0, None
-    for n_c in range(n + 1):
-        tasks = n_c + reps * (n - n_c)
-        d = abs(Fraction(n_c, tasks) - Fraction(frac).limit_denominator(10**6))
-        if best_d is None or d < best_d:
-            best, best_d = n_c, d
-    return best
+    dist = [abs(n_c / (n_c + reps * (n - n_c)) - frac) for n_c in range(n + 1)]
+    return dist.index(min(dist))
 
 
 @pytest.mark.parametrize("n,frac,reps,expect", [
@@ -192,6 +187,19 @@ def test_n_controls_for_by_hand(n, frac, reps, expect):
     assert _closest_n_controls(n, frac, reps) == expect
     got = M.n_controls_for(n, frac, reps)
     assert type(got) is int and got == expect
+
+
+def test_n_controls_for_small_splits_with_many_replicates_without_a_warning():
+    # the candidate counts stop at n: one more (n + 1 controls of n LRGs) would divide by zero when
+    # n + 1 = R, with numpy's RuntimeWarning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in range(6):
+            for reps in range(1, 8):
+                for frac in (0.0, 0.2, 0.5, 0.9):
+                    assert M.n_controls_for(n, frac, reps) == _closest_n_controls(n, frac, reps), (n, reps, frac)
 
 
 # ---------------------------------------------------------------- bank filter
@@ -375,7 +383,11 @@ def assert_manifest_matches(got: pd.DataFrame, ref: pd.DataFrame, lrg: pd.DataFr
 
 
 def test_lens_relative_manifest_equals_the_reference_task_by_task():
+    # every range with a non-zero lower end, so that max - min and max + min differ
     cfg = RunConfig(seed=20261201, experiment_id="mut", variant="v1", region_size_deg=0.2, replicates=2,
+                    theta_e_min_arcsec=0.6, theta_e_max_arcsec=2.2, lens_q_min=0.35,
+                    src_dmag_min=3.5, src_dmag_max=6.0, src_gr_min=0.1, src_gr_max=0.9, src_rz_min=0.05,
+                    src_rz_max=0.7,
                     shear_sigma=0.05, lens_center_sigma_arcsec=0.03, src_outer_radius_theta_e=1.5,
                     split_fractions={"train": 0.5, "val": 0.3, "test": 0.2},
                     control_frac={"train": 0.4, "val": 0.25, "test": 0.6})
@@ -399,7 +411,8 @@ def test_lens_relative_manifest_equals_the_reference_task_by_task():
 
 def test_physical_manifest_equals_the_reference_task_by_task():
     cfg = load_run_config("demo").replace(replicates=3, src_brightening_mag=0.7, src_inside_caustic_frac=0.6,
-                                          src_outer_radius_theta_e=0.5, shear_sigma=0.04)
+                                          src_outer_radius_theta_e=0.5, shear_sigma=0.04, src_z_min=1.1,
+                                          src_z_max=2.9, src_colour_scatter_mag=0.15)
     assert cfg.src_brightness == "physical"
     lrg = lrg_table(n=300, first_id=5)
     zphot = np.full(BANK, np.nan)
@@ -444,6 +457,80 @@ def test_lens_relative_manifest_without_bank_magnitudes_has_nan_brightening():
     inj = got[~got["is_control"]]
     assert inj["src_mag_f814w"].isna().all() and inj["src_brightening_mag"].isna().all()
     assert inj["cosmos_hlr_arcsec"].isna().all() and inj["src_redshift"].isna().all()
+
+
+def _fixed_draws(value):
+    return (lambda name: np.full(3, value)), (lambda name, sigma: np.zeros(3))
+
+
+@pytest.mark.parametrize("brightness", ["lens_relative", "physical"])
+def test_source_photometry_gives_one_float_value_per_task(brightness):
+    """The helper's contract: every quantity an array of n per-task values (n = 3 here)."""
+    cfg = RunConfig(src_brightness=brightness, src_brightening_mag=0.25)
+    u, normal = _fixed_draws(0.5)
+    lens_r = np.array([18.0, 19.0, 20.0])
+    mags = [21.0, 22.0, 23.0, 24.0] if brightness == "physical" else None
+    out = M._source_photometry(cfg, lens_r, np.array([3, 0, 3]), u, normal, mags, None)
+    for key, values in out.items():
+        assert np.shape(values) == (3,), key
+        if key != "src_sed":
+            assert np.asarray(values).dtype == np.float64, key
+    if brightness == "lens_relative":
+        # U[1, 3] and U[0.2, 1.0], U[0, 0.8] at u = 1/2; no bank magnitudes: F814W and brightening NaN
+        np.testing.assert_allclose(out["src_mag_r"], lens_r + 2.0)
+        assert np.isnan(out["src_mag_f814w"]).all() and np.isnan(out["src_brightening_mag"]).all()
+        assert np.isnan(out["src_redshift"]).all() and out["src_sed"].tolist() == [None] * 3
+    else:
+        # z = 2 (middle of [1, 3]), SED Scd (u * 2 = 1), no scatter: the template's colours at z = 2
+        from pipeline.bank.colours import template_colours
+
+        gr, rz, dr = template_colours(np.array(["Scd"]), np.array([2.0]))
+        np.testing.assert_allclose(out["src_mag_r"], np.array([24.0, 21.0, 24.0]) + dr[0] - 0.25)
+        np.testing.assert_allclose(out["src_gr"], gr[0]) and np.testing.assert_allclose(out["src_rz"], rz[0])
+        assert out["src_redshift"].tolist() == [2.0] * 3 and out["src_sed"].tolist() == ["Scd"] * 3
+        assert out["src_brightening_mag"].tolist() == [0.25] * 3
+
+
+def test_bank_lists_with_missing_values_act_as_nan():
+    """Bank magnitudes and redshifts handed over as lists with None: a missing zphot means a drawn
+    redshift, a missing F814W magnitude is refused by the physical model and is NaN for the
+    lens-relative one (as NaN is)."""
+    lrg = lrg_table(n=80)
+    mags = [float(m) for m in bank_mags()]
+    zphot = [None] * BANK
+    zphot[:4] = [1.5, None, 2.2, 9.0]
+    cfg = load_run_config("demo")
+    got = M.build_manifest(lrg, cfg, BANK, bank_mag_f814w=mags, bank_zphot=zphot)
+    ref = ref_manifest(lrg, cfg, np.arange(BANK), mag814=np.array(mags),
+                       zphot=np.array([np.nan if z is None else z for z in zphot]))
+    assert_manifest_matches(got, ref, lrg, cfg)
+    with_gap = mags[:3] + [None] + mags[4:]
+    drawn = set(got["cosmos_index"].dropna().astype(int))
+    assert 3 in drawn
+    with pytest.raises(InputError, match="mag_f814w"):
+        M.build_manifest(lrg, cfg, BANK, bank_mag_f814w=with_gap)
+    rel = RunConfig(seed=cfg.seed, region_size_deg=cfg.region_size_deg, split_fractions=cfg.split_fractions)
+    out = M.build_manifest(lrg, rel, BANK, bank_mag_f814w=with_gap)
+    inj = out[~out["is_control"]]
+    gap = inj["cosmos_index"].astype(int) == 3
+    assert gap.any() and inj.loc[gap, "src_mag_f814w"].isna().all() and inj.loc[gap, "src_brightening_mag"].isna().all()
+    assert inj.loc[~gap, "src_mag_f814w"].notna().all()
+
+
+def test_a_draw_at_the_top_of_the_unit_interval_stays_inside_the_bank(monkeypatch):
+    """The largest uniform the hash can give is 1 - 2^-54; times a bank of 3 it rounds to 3.0, so
+    the index must be capped at the last galaxy (and the SED at the last one)."""
+    top = 1.0 - 2.0**-54
+    assert ref_u(0) < top and (3 * top) == 3.0
+    monkeypatch.setattr(M, "hash_uniform", lambda *keys: np.full(np.broadcast(*keys).shape or (1,), top))
+    lrg = lrg_table(n=6)
+    for cfg in (RunConfig(seed=1, control_frac={s: 0.0 for s in SPLITS}), load_run_config("demo")):
+        df = M.build_manifest(lrg, cfg, 3, bank_mag_f814w=[20.0, 21.0, 22.0])
+        inj = df[~df["is_control"]]
+        assert len(inj) and (inj["cosmos_index"] == 2).all()
+    df = M.build_manifest(lrg, load_run_config("demo"), 3, bank_mag_f814w=[20.0, 21.0, 22.0])
+    assert set(df["src_sed"].dropna()) == {"Scd"}
+    assert (df.loc[~df["is_control"], "src_redshift"] <= 3.0).all()
 
 
 def test_validate_lrg_gives_the_canonical_order_and_a_fresh_index():
@@ -602,9 +689,17 @@ def test_write_manifest_files_by_hand(tmp_path, small):
     assert {pf.metadata.row_group(0).column(i).compression for i in range(pf.metadata.num_columns)} == {"ZSTD"}
     back = pq.read_table(out / "manifest.parquet").to_pandas()
     pd.testing.assert_frame_equal(back, df.reset_index(drop=True), check_dtype=False)
-    # extra columns and column order of the input do not reach the file
-    M.write_manifest(df.assign(extra=1)[list(reversed(df.columns)) + ["extra"]], str(out), cfg, {})
+    # extra columns, the input's column order and its index (here not a RangeIndex) do not reach the file
+    part = df[df["is_control"]]
+    assert not isinstance(part.index, pd.RangeIndex)
+    M.write_manifest(part.assign(extra=1)[list(reversed(df.columns)) + ["extra"]], str(out), cfg, {})
     assert pq.ParquetFile(out / "manifest.parquet").schema_arrow.names == list(M.MANIFEST_COLUMNS)
+    back = pq.read_table(out / "manifest.parquet").to_pandas()
+    assert back.index.tolist() == list(range(len(part))) and back["task_id"].tolist() == part["task_id"].tolist()
+    # an input that is no file is named in the refusal
+    with pytest.raises(InputError) as err:
+        M.write_manifest(df, str(out), cfg, {"bank": {"uri": "b"}, "lrg": str(tmp_path / "gone.parquet")})
+    assert err.value.problem == "input 'lrg' is not a file (cannot checksum it)"
 
 
 def test_write_manifest_refuses_missing_columns(tmp_path, small):
