@@ -110,10 +110,10 @@ def test_region_ids_by_hand():
     # size 0.5: stride = 720 + 1 = 721; Dec 0 is band 180 (ref Dec 0.25: floor(720 cos 0.25deg) =
     # floor(719.993) = 719 RA cells); Dec 89.9 is band 359 (ref 89.75: floor(3.14) = 3 cells);
     # Dec 90 is band 360 (ref clipped to 90: one cell); Dec -90 is band 0 (ref -89.75: 3 cells)
-    ra = np.array([0.0, 359.9, -0.1, 360.0, -1e-20, 200.0, 0.0, 300.0, 179.0])
-    dec = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 89.9, 90.0, -90.0, 90.0])
+    ra = np.array([0.0, 359.9, -0.1, 360.0, -1e-20, 200.0, 0.0, 300.0, 179.0, 270.0])
+    dec = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 89.9, 90.0, -90.0, 90.0, 90.0])
     expect = [180 * 721, 180 * 721 + 718, 180 * 721 + 718, 180 * 721, 180 * 721,
-              359 * 721 + 1, 360 * 721, 0 * 721 + 2, 360 * 721]
+              359 * 721 + 1, 360 * 721, 0 * 721 + 2, 360 * 721, 360 * 721]
     got = M.region_ids(ra, dec, 0.5)
     assert got.dtype == np.int64
     assert got.tolist() == expect
@@ -518,10 +518,11 @@ def test_bank_lists_with_missing_values_act_as_nan():
 
 
 def test_a_draw_at_the_top_of_the_unit_interval_stays_inside_the_bank(monkeypatch):
-    """The largest uniform the hash can give is 1 - 2^-54; times a bank of 3 it rounds to 3.0, so
-    the index must be capped at the last galaxy (and the SED at the last one)."""
-    top = 1.0 - 2.0**-54
-    assert ref_u(0) < top and (3 * top) == 3.0
+    """The largest uniform the formula gives, (2^53 - 1 + 1/2) 2^-53, rounds to exactly 1.0 in
+    doubles (k + 1/2 is not representable for k >= 2^52), so a draw times a bank of 3 can be 3.0
+    and times the 2 SEDs 2.0: the index must be capped at the last galaxy and the last SED."""
+    top = ((2**53 - 1) + 0.5) * 2.0**-53
+    assert top == 1.0 and 3 * top == 3.0
     monkeypatch.setattr(M, "hash_uniform", lambda *keys: np.full(np.broadcast(*keys).shape or (1,), top))
     lrg = lrg_table(n=6)
     for cfg in (RunConfig(seed=1, control_frac={s: 0.0 for s in SPLITS}), load_run_config("demo")):
@@ -531,6 +532,58 @@ def test_a_draw_at_the_top_of_the_unit_interval_stays_inside_the_bank(monkeypatc
     df = M.build_manifest(lrg, load_run_config("demo"), 3, bank_mag_f814w=[20.0, 21.0, 22.0])
     assert set(df["src_sed"].dropna()) == {"Scd"}
     assert (df.loc[~df["is_control"], "src_redshift"] <= 3.0).all()
+
+
+def test_inside_caustic_fraction_is_a_half_open_interval_of_the_draw():
+    """P(inside) = f means u in [0, f): a task whose draw equals f exactly (f may be any float:
+    choose it equal to one task's draw) goes to the annulus."""
+    lrg = lrg_table(n=40)
+    cfg = RunConfig(seed=4, region_size_deg=0.2, control_frac={s: 0.0 for s in SPLITS})
+    first = M.build_manifest(lrg, cfg, BANK)
+    row = first.iloc[0]
+    f = ref_u(int(row["task_seed"]), M._STREAM["inside"])
+    cfg_f = cfg.replace(src_inside_caustic_frac=f, src_outer_radius_theta_e=2.0)
+    got = M.build_manifest(lrg, cfg_f, BANK)
+    assert_manifest_matches(got, ref_manifest(lrg, cfg_f, np.arange(BANK)), lrg, cfg_f)
+    t = got.iloc[0]
+    assert t["task_id"] == row["task_id"]
+    ell = np.hypot(t["lens_e1"], t["lens_e2"])  # (1 - q) / (1 + q)
+    r_in = 0.8 * np.sqrt((1 - ell) / (1 + ell)) * t["theta_e_arcsec"]
+    assert np.hypot(t["src_x_arcsec"], t["src_y_arcsec"]) >= r_in * (1 - 1e-9)  # in the annulus
+
+
+def test_annulus_that_collapses_onto_the_caustic_disc_is_the_disc():
+    """Round lenses (q = 1: r_in = 0.8 theta_E) and an outer radius of exactly 0.8 theta_E: the
+    annulus r_in .. r_out is empty, so the other sources fill the disc of radius r_out as well,
+    uniformly in area (radius = r_out sqrt(u)), never all on its rim."""
+    lrg = lrg_table(n=60)
+    cfg = RunConfig(seed=8, region_size_deg=0.2, lens_q_min=1.0, src_outer_radius_theta_e=0.8,
+                    src_inside_caustic_frac=0.3, control_frac={s: 0.0 for s in SPLITS})
+    got = M.build_manifest(lrg, cfg, BANK)
+    assert_manifest_matches(got, ref_manifest(lrg, cfg, np.arange(BANK)), lrg, cfg)
+    r = np.hypot(got["src_x_arcsec"], got["src_y_arcsec"]) / (0.8 * got["theta_e_arcsec"])
+    assert (r <= 1 + 1e-12).all() and (r < 0.999).mean() > 0.9
+
+
+def test_integer_typed_lrg_columns_become_the_contracts_int64_and_float64():
+    """An LRG table with int32 ids and integer-valued numeric columns (the survey's contract only
+    asks for numbers): the manifest's lrg_id is int64, its coordinates, PSF sizes, depth and lens
+    magnitude float64 with the same values, and the tasks are those of the float table."""
+    lrg = lrg_table(n=50)
+    ints = lrg.assign(lrg_id=lrg["lrg_id"].astype(np.int32), ra=lrg["ra"].round().astype(np.int32),
+                      dec=lrg["dec"].round().astype(np.int16), mag_r=lrg["mag_r"].round().astype(np.int64),
+                      psfsize_g=1, psfsize_r=np.int32(2), psfsize_z=np.int8(1), psfdepth_r=24)
+    as_float = ints.astype({c: float for c in ints.columns if c not in ("lrg_id", "brickname")})
+    as_float["lrg_id"] = as_float["lrg_id"].astype(np.int64)
+    cfg = RunConfig(seed=12, region_size_deg=0.5)
+    got = M.build_manifest(ints, cfg, BANK)
+    want = M.build_manifest(as_float, cfg, BANK)
+    for col in ("lrg_id", "region_id", "replicate", "task_seed"):
+        assert got[col].dtype == np.int64, col
+    for col in ("ra", "dec", "psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_r", "lens_mag_r"):
+        assert got[col].dtype == np.float64, col
+    pd.testing.assert_frame_equal(got, want)
+    assert_manifest_matches(got, ref_manifest(as_float, cfg, np.arange(BANK)), as_float, cfg)
 
 
 def test_validate_lrg_gives_the_canonical_order_and_a_fresh_index():
