@@ -334,14 +334,14 @@ def test_band_order_declared_by_the_metadata_is_checked(spark, tmp_path):
     (every reader assumes g, r, z), and the per-band fluxes recomputed in the declared order
     contradict the rows' g and z fluxes."""
     from pipeline.contract import PIXEL_LAYOUT
-    from pipeline.gate import datasets
+    from pipeline.dataset import open_dataset, read_rows
     from pipeline.gate.pixel_agreement import pixel_agreement
 
     c = {k: v.copy() for k, v in _cached_clean({"train": 20, "val": 10, "test": 10}).items()}
     meta = {"run_config": load_run_config("demo").to_dict(), "pixel_layout": {**PIXEL_LAYOUT, "band_order": ["z", "r", "g"]}}
     d = write_dataset(c, tmp_path / "D", metadata=meta)
-    ds = datasets.open_dataset(str(d))
-    found = pixel_agreement(datasets.read_rows(spark, ds), metadata=ds.metadata)
+    ds = open_dataset(str(d))
+    found = pixel_agreement(read_rows(spark, ds), metadata=ds.metadata)
     assert "band order ['z', 'r', 'g']" in found["pixels_agree:band_order"]["problem"]
     injections = int((~c["is_control"]).sum())
     assert found["pixels_agree:arc_flux_g"]["failed_rows"] == injections
