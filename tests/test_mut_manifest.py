@@ -215,6 +215,9 @@ def test_allowed_cosmos_by_hand():
     np.testing.assert_array_equal(hlr, [0.1, 0.2, np.nan, 0.5, 1.0, 1.01])
     allowed, _ = M._allowed_cosmos(1, [0.3], (0.3, 0.3))
     assert allowed.tolist() == [0]
+    # radii handed over as a list with a missing value: NaN, never inside the filter
+    allowed, hlr = M._allowed_cosmos(4, [0.5, None, 0.7, 2.0], (0.1, 1.0))
+    assert allowed.tolist() == [0, 2] and hlr.dtype == np.float64 and np.isnan(hlr[1])
 
 
 @pytest.mark.parametrize("size", [0, -2, 2.0, "3", None])
