@@ -640,11 +640,14 @@ def test_max_tasks_larger_than_the_table_keeps_everything():
 
 
 @pytest.mark.parametrize("reps,cf,max_tasks", [(3, 0.5, 100), (3, 0.5, 251), (2, 0.3, 64), (4, 0.2, 9),
-                                               (3, 0.0, 90), (3, 0.0, 91), (5, 0.6, 1), (2, 0.5, 300)])
+                                               (3, 0.0, 90), (3, 0.0, 91), (5, 0.6, 1), (2, 0.5, 300),
+                                               (3, 0.0, 2)])
 def test_max_tasks_with_replicates_is_the_largest_prefix_that_fits(reps, cf, max_tasks):
     """Brute force over every prefix of the subset-hash order, its task count worked out with the
     reference (split of each LRG's region, the closest control count per split): the answer is
-    the largest prefix with at most max_tasks tasks (or, if none fits, the first LRG's tasks)."""
+    the largest prefix with at most max_tasks tasks (or, if none fits, the first LRG's tasks: with
+    3 replicates and no controls one LRG is already 3 tasks > max_tasks = 2; what the code does
+    then, noted in docs/mutation_testing.md)."""
     cfg = RunConfig(seed=11, region_size_deg=0.2, replicates=reps, control_frac={s: cf for s in SPLITS})
     lrg = lrg_table(n=160)
     ranked = _prefix_manifest_sizes(lrg, cfg)
