@@ -261,10 +261,6 @@ def sha256(uri: str | Path) -> str:
     return h.hexdigest()
 
 
-# TODO(integration): remove after pipeline/bank/store.py imports `sha256` (same function).
-sha256_file = sha256
-
-
 def _md5_path(path: Path) -> str:
     import hashlib  # noqa: PLC0415
 

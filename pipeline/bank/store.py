@@ -69,10 +69,10 @@ class CosmosBank:
 
 
 def file_sha256(path: str | Path) -> str:
-    """The bank file's sha256 (pipeline.storage.sha256_file, the project's one file hash)."""
-    from pipeline.storage import sha256_file  # noqa: PLC0415
+    """The bank file's sha256 (pipeline.storage.sha256, the project's one file hash)."""
+    from pipeline.storage import sha256  # noqa: PLC0415
 
-    return sha256_file(path)
+    return sha256(str(path))
 
 
 def open_bank(path: str | Path) -> CosmosBank:
