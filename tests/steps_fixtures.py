@@ -127,8 +127,8 @@ def tiny(tmp_path_factory) -> TinyInputs:
 
 
 def inject_params(inputs: TinyInputs, output: Path, **extra) -> dict:
-    return {"manifest": str(inputs.manifest), "coadd_cache_prefix": str(inputs.coadd_prefix), "bank": str(inputs.bank),
-            "output": str(output), "num_partitions": 2, **extra}
+    return {"manifest_uri": str(inputs.manifest), "coadd_cache_prefix": str(inputs.coadd_prefix),
+            "cosmos_bank_h5": str(inputs.bank), "output_prefix": str(output), "num_partitions": 2, **extra}
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ if str(REPO / "plugins") not in sys.path:
     sys.path.append(str(REPO / "plugins"))  # what Airflow does for the plugins folder
 
 from pipeline import conditional_io, lineage, run_lock
-from pipeline.cli.main import main
+from dhs_cli.main import main
 from pipeline.errors import InputError
 from pipeline.gate.promote import PromotionRefused, history, promote_dataset
 from pipeline.gate.verify import PromotionInvalid, verify_promoted

@@ -393,7 +393,7 @@ def assert_same_row(a: dict, b: dict):
 def cluster_compact(spark_cluster, node_python, cluster_inject):
     from emr_steps.steps import compact_step
 
-    run = submit(compact_step({"output": str(cluster_inject["root"]), "target_file_mb": TARGET_FILE_MB}),
+    run = submit(compact_step({"output_prefix": str(cluster_inject["root"]), "target_file_mb": TARGET_FILE_MB}),
                  spark_cluster, node_python, cluster_inject["root"].parent / "submit_compact")
     assert run.returncode == 0, run.log[-5000:]
     TIMINGS["compact_s"] = run.wall_s
@@ -420,7 +420,7 @@ def test_validate_on_the_cluster_runs_the_demo_gate(spark_cluster, node_python, 
     from emr_steps.steps import validate_step
 
     root = cluster_inject["root"]
-    run = submit(validate_step({"output": str(root), "manifest": str(tiny.manifest), "gate_suite": SUITE_BASE,
+    run = submit(validate_step({"output_prefix": str(root), "manifest_uri": str(tiny.manifest), "gate_suite": SUITE_BASE,
                                 "validation_run": "cluster"}), spark_cluster, node_python, root.parent / "submit_validate")
     TIMINGS["validate_s"] = run.wall_s
     assert run.returncode == 0, run.log[-5000:]
@@ -522,7 +522,7 @@ def test_killed_executor_during_compaction_gives_identical_data(spark_cluster, n
                 "active_stages": stages, "jobs": jobs}
 
     t0 = time.monotonic()
-    run = submit(compact_step({"output": str(root), "target_file_mb": TARGET_FILE_MB}), spark_cluster, node_python,
+    run = submit(compact_step({"output_prefix": str(root), "target_file_mb": TARGET_FILE_MB}), spark_cluster, node_python,
                  tmp_path / "submit", watch=kill_mid_compact)
     TIMINGS["compact_killed_executor_s"] = run.wall_s
     ev = event_summary(run.events)
