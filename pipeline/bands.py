@@ -58,6 +58,9 @@ class Band:
     #: gallery composite: the display channel ("R", "G", "B"; None = not shown) and its weight
     gallery_channel: str | None
     gallery_weight: float
+    #: the gate's PSF-size histogram (fixed physical edges, arcsec; 100 bins): wide enough for the
+    #: band's DR10 seeing
+    psfsize_hist_range_arcsec: tuple[float, float] = (0.5, 3.0)
 
     # --- column names -------------------------------------------------------------------
     def col(self, template: str) -> str:
@@ -74,7 +77,7 @@ def build_band_table(extra: Iterable[Band] = ()) -> tuple[Band, ...]:
     return (
         Band("g", satur_bit=1 << 2, allmask_bit=1 << 5, colour_gr=1.0, colour_rz=0.0,
              synth_fwhm_range_arcsec=(1.2, 2.0), synth_depth_offset_mag=0.4, synth_depth_scatter_mag=0.08,
-             gallery_channel="B", gallery_weight=2.2),
+             gallery_channel="B", gallery_weight=2.2, psfsize_hist_range_arcsec=(0.5, 3.5)),
         Band("r", satur_bit=1 << 3, allmask_bit=1 << 6, colour_gr=0.0, colour_rz=0.0,
              synth_fwhm_range_arcsec=(0.9, 1.7), synth_depth_offset_mag=0.0, synth_depth_scatter_mag=None,
              gallery_channel="G", gallery_weight=1.4),
@@ -107,6 +110,13 @@ use_band_table(build_band_table())
 
 def band(name: str) -> Band:
     return BY_NAME[name]
+
+
+def reference_first(bands: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The bands with REFERENCE_BAND first, then the others in table order (r, g, z): the order
+    of the gate's per-band histograms, parity checks and their text."""
+    names = tuple(BANDS if bands is None else bands)
+    return (REFERENCE_BAND, *[b for b in names if b != REFERENCE_BAND])
 
 
 def band_columns(template: str, bands: Iterable[str] | None = None) -> tuple[str, ...]:

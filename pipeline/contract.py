@@ -123,6 +123,9 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 INJECTION_ONLY = tuple(c.name for c in COLUMNS if c.injection_only)
 PIXEL_COLUMNS = ("image", "invvar", "arc", "maskbits")
+#: Observing conditions a control and an injection must share in distribution (else a CNN learns
+#: the label from them): each band's PSF size (reference band first), depth and lens magnitude.
+PARITY_COLUMNS = (*(f"psfsize_{b}" for b in _bands.reference_first()), "psfdepth_r", "lens_mag_r")
 SCALAR_COLUMNS = tuple(c.name for c in COLUMNS if c.name not in PIXEL_COLUMNS)
 BY_NAME = {c.name: c for c in COLUMNS}
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from pipeline import bands
 from pipeline.contract import arrow_schema
@@ -117,6 +118,7 @@ bands.use_band_table((g, r, i, z))
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from pipeline.config import RunConfig
 from pipeline.contract import BANDS, COLUMN_NAMES, arrow_schema
 from pipeline.gallery import grz_composite
@@ -189,3 +191,51 @@ def test_a_fourth_band_runs_a_tiny_pipeline():
             [stem + b for b in "griz"]
     assert out["stamp_type"] == "fixed_size_list<item: float>[16384]"
     assert out["composite_shape"] == [64, 64, 3]
+
+
+_FOURTH_BAND_GATE_SCRIPT = r"""
+import json
+from pipeline import bands
+g, r, z = bands.build_band_table()
+i = bands.Band("i", satur_bit=1 << 14, allmask_bit=1 << 14, colour_gr=0.0, colour_rz=-0.45,
+               synth_fwhm_range_arcsec=(0.85, 1.65), synth_depth_offset_mag=-0.6, synth_depth_scatter_mag=0.08,
+               gallery_channel=None, gallery_weight=0.0, psfsize_hist_range_arcsec=(0.5, 3.2))
+bands.use_band_table((g, r, i, z))
+from pipeline.contract import PARITY_COLUMNS
+from pipeline.gate import histograms, shortcut_probe
+from pipeline.gate.thresholds import load_thresholds
+suites = {s: [c.metric for c in load_thresholds(s).checks if c.metric.startswith("parity_psfsize_")]
+          for s in ("demo", "production", "strict")}
+print(json.dumps({"parity": PARITY_COLUMNS, "hist": histograms.HISTOGRAMS["psfsize_i"][1:3],
+                  "groups": [g for _, g in histograms.HIST_GROUPS if "psfsize_i" in g],
+                  "probe": "psfsize_i" in shortcut_probe.SCALAR_FEATURES, "suites": suites}))
+"""
+
+
+def test_a_fourth_band_gets_the_gates_histogram_parity_checks_and_probe_feature():
+    """The gate's per-band parts follow the band table: the parity columns, the PSF-size histogram
+    (with the band's own edges), the shortcut probe's features and every suite's parity check."""
+    proc = subprocess.run([sys.executable, "-c", _FOURTH_BAND_GATE_SCRIPT], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["parity"] == ["psfsize_r", "psfsize_g", "psfsize_i", "psfsize_z", "psfdepth_r", "lens_mag_r"]
+    assert got["hist"] == [0.5, 3.2] and len(got["groups"]) == 1 and got["probe"]
+    for suite, metrics in got["suites"].items():
+        assert metrics == [f"parity_psfsize_{b}_ks_ratio" for b in "rgiz"], suite
+
+
+def test_per_band_suite_checks_expand_in_reference_band_order_and_need_the_placeholder(tmp_path):
+    from pipeline.errors import InputError
+    from pipeline.gate.thresholds import load_thresholds
+
+    ok = tmp_path / "ok.yaml"
+    ok.write_text('checks:\n  - {name: "p_{band}", metric: "parity_psfsize_{band}_ks_ratio", per_band: true, max: 1.0,'
+                  ' why: "band {band}"}\n')
+    checks = load_thresholds(str(ok)).checks
+    assert [(c.name, c.metric, c.why) for c in checks] == [
+        (f"p_{b}", f"parity_psfsize_{b}_ks_ratio", f"band {b}") for b in ("r", "g", "z")]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('checks:\n  - {name: "p", metric: "parity_psfsize_r_ks_ratio", per_band: true, max: 1.0}\n')
+    with pytest.raises(InputError, match=r"checks\[0\].*per_band check needs \{band\}"):
+        load_thresholds(str(bad))

@@ -14,13 +14,14 @@ from __future__ import annotations
 import numpy as np
 from pyspark.sql import functions as F
 
+from pipeline.bands import BY_NAME, reference_first
+
 THETA_E_BINS = 20
 
 #: name -> (expression, lo, hi, bins, log10 axis?, which rows). Fixed physical edges.
 HISTOGRAMS = {
-    "psfsize_r": ("psfsize_r", 0.5, 3.0, 100, False, "all"),
-    "psfsize_g": ("psfsize_g", 0.5, 3.5, 100, False, "all"),
-    "psfsize_z": ("psfsize_z", 0.5, 3.0, 100, False, "all"),
+    **{f"psfsize_{b}": (f"psfsize_{b}", *BY_NAME[b].psfsize_hist_range_arcsec, 100, False, "all")
+       for b in reference_first()},
     "psfdepth_r": ("psfdepth_r", 21.0, 26.0, 100, False, "all"),
     "lens_mag_r": ("lens_mag_r", 15.0, 23.0, 100, False, "all"),
     "arc_snr": ("arc_snr", -2.0, 3.0, 50, True, "inj"),
@@ -32,6 +33,7 @@ HIST2D = {
     "arc_snr_vs_theta_e": (("theta_e_arcsec", 0.0, 3.0, 15, False), ("arc_snr", -2.0, 3.0, 25, True)),
     "arc_snr_vs_theta_over_psf": (("theta_e_arcsec / psf_fwhm_r", 0.0, 3.0, 15, False), ("arc_snr", -2.0, 3.0, 25, True)),
 }
+_ALL_ROWS = tuple(name for name, spec in HISTOGRAMS.items() if spec[-1] == "all")
 #: Histograms counted together in one packed key per row. Histograms of one group share their
 #: rows ("all" or ok injections); the number of distinct packed keys stays small because the
 #: members are functions of one or two variables (theta_E and arc_snr in the first group).
@@ -39,9 +41,8 @@ HIST_GROUPS = (
     ("inj", ("theta_e", "arc_snr", "arc_snr_vs_theta_e")),
     ("inj", ("arc_snr_vs_theta_over_psf",)),
     ("inj", ("magnification", "cosmos_hlr_arcsec")),
-    ("all", ("psfsize_r", "psfsize_g")),
-    ("all", ("psfsize_z", "psfdepth_r")),
-    ("all", ("lens_mag_r",)),
+    # the per-row scalars of every row, two to a packed key (the values are 100 bins each)
+    *(("all", _ALL_ROWS[i:i + 2]) for i in range(0, len(_ALL_ROWS), 2)),
 )
 #: Packed key of a null cosmos_index (COSMOS use is counted as one more keyed entry).
 _NULL_KEY = -(2**62)

@@ -42,7 +42,7 @@ import math
 import numpy as np
 from pyspark.sql import functions as F
 
-from pipeline.contract import PIXEL_COLUMNS
+from pipeline.contract import PARITY_COLUMNS, PIXEL_COLUMNS
 from pipeline.gate import histograms, identity, row_contract, spark_physics
 from pipeline.physics_checks import ARC_FLUX_RATIO_RANGE, MAGNIFICATION_RANGE
 from pipeline.task_identity import IDENTITY_COLUMNS
@@ -51,7 +51,6 @@ QUANTILE_ACCURACY = 10_000
 QUANTILES = (5, 25, 50, 75, 95)
 #: Kolmogorov critical value c(alpha) for alpha = 0.001: sqrt(-ln(alpha / 2) / 2).
 KS_C_ALPHA = math.sqrt(-math.log(0.001 / 2) / 2)
-PARITY_COLUMNS = ("psfsize_r", "psfsize_g", "psfsize_z", "psfdepth_r", "lens_mag_r")
 
 # TODO(integration): remove after benchmarks/gate_bench.py's _time_jobs times jobs 2 and 3 by
 # patching pipeline.gate.histograms.count_histograms and pipeline.gate.identity.uniqueness_and_leakage

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.bands import REFERENCE_BAND
 from pipeline.contract import BANDS, STAMP_SIZE_PIX
+from pipeline.gallery import RGB_BANDS
 
 GALLERY_ROWS = 8
 #: Ok injection rows read for the seed questions that the profile cannot answer (arc_masked_frac,
@@ -92,7 +94,7 @@ def _hist2d_plot(out, name, profile, var, xlabel):
 def grz_composite(image_flat, stretch=0.02):
     """RGB (z, r, g) with an asinh stretch per stamp; 64x64x3 floats in [0, 1]."""
     img = np.asarray(image_flat, dtype=np.float32).reshape(len(BANDS), STAMP_SIZE_PIX, STAMP_SIZE_PIX)
-    rgb = np.stack([img[2], img[1], img[0]], axis=-1)
+    rgb = np.stack([img[BANDS.index(b)] if b else np.zeros_like(img[0]) for b in RGB_BANDS], axis=-1)
     rgb = np.nan_to_num(rgb)
     scale = np.percentile(np.abs(rgb), 99.5) or 1.0
     out = np.arcsinh(rgb / (stretch * scale)) / np.arcsinh(1 / stretch)
@@ -132,7 +134,7 @@ def spark_footprint_touches_edge(arc_col):
     from pipeline.injection.metrics import FOOTPRINT_PEAK_FRACTION
 
     n = STAMP_SIZE_PIX
-    r_offset = BANDS.index("r") * n * n
+    r_offset = BANDS.index(REFERENCE_BAND) * n * n
     peak = F.array_max(F.slice(arc_col, r_offset + 1, n * n)).cast("double")
     # The outer ring's 4n-4 pixels as one array of direct lookups: a higher-order function over
     # all n*n pixels re-evaluated the slice per element (minutes per thousand rows).

@@ -129,7 +129,7 @@ def row_predicates(run_config: RunConfig, columns: list[str]) -> dict:
     checks["src_dmag_in_config_range"] = outside("src_dmag", rc.src_dmag_min, rc.src_dmag_max)
     checks["moffat_beta_matches_config"] = outside("moffat_beta", rc.moffat_beta, rc.moffat_beta)
     checks["psfsize_positive"] = F.greatest(*[
-        col(c).isNotNull() & ~(col(c) > 0) for c in ("psfsize_g", "psfsize_r", "psfsize_z", "psf_fwhm_r")])
+        col(c).isNotNull() & ~(col(c) > 0) for c in (*(f"psfsize_{b}" for b in BANDS), "psf_fwhm_r")])
     checks["fractions_in_0_1"] = outside("bad_pixel_frac", 0, 1) | outside("arc_masked_frac", 0, 1)
     checks["lens_ellipticity_below_1"] = col("lens_e1").isNotNull() & ~(
         F.sqrt(col("lens_e1") ** 2 + col("lens_e2") ** 2) < 1)

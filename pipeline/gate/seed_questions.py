@@ -22,7 +22,8 @@ import math
 
 import numpy as np
 
-from pipeline.contract import STAMP_SIZE_PIX
+from pipeline.bands import reference_first
+from pipeline.contract import PARITY_COLUMNS, STAMP_SIZE_PIX
 from pipeline.injection.metrics import FOOTPRINT_PEAK_FRACTION, arc_footprint
 from pipeline.units import DR10_PIXSCALE_ARCSEC
 
@@ -290,7 +291,7 @@ def q8(profile, sample):
     for split in _splits(profile):
         s = profile["splits"][split]
         v = {"control_pct": _pct(s.get("control_frac")), "configured_pct": _pct(s.get("control_frac_configured"))}
-        for c in ("psfsize_r", "psfsize_g", "psfsize_z", "psfdepth_r", "lens_mag_r"):
+        for c in PARITY_COLUMNS:
             r = s.get(f"parity_{c}_ks_ratio")
             v[f"{c}_ks_ratio"] = _f(r)
             if r is not None:
@@ -301,8 +302,8 @@ def q8(profile, sample):
                                                for k, v in values.items() if isinstance(v, dict))
               + ". Control vs injection parity (binned KS as a ratio to its alpha = 0.001 critical value; > 1 means a "
                 "distribution a CNN could use as a shortcut): " + "; ".join(
-                  f"{k}: PSF r {_fmt(v['psfsize_r_ks_ratio'])}, g {_fmt(v['psfsize_g_ks_ratio'])}, z {_fmt(v['psfsize_z_ks_ratio'])}, "
-                  f"depth r {_fmt(v['psfdepth_r_ks_ratio'])}, lens mag r {_fmt(v['lens_mag_r_ks_ratio'])}"
+                  f"{k}: PSF " + ", ".join(f"{b} {_fmt(v[f'psfsize_{b}_ks_ratio'])}" for b in reference_first())
+                  + f", depth r {_fmt(v['psfdepth_r_ks_ratio'])}, lens mag r {_fmt(v['lens_mag_r_ks_ratio'])}"
                   for k, v in values.items() if isinstance(v, dict))
               + f". Largest ratio {_fmt(values['max_ks_ratio'])}: "
               + ("no parity shortcut detected." if worst <= 1 else "a parity shortcut is present (the gate fails it).")

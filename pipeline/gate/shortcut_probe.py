@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.contract import BANDS
+
 #: Rows per split the probe trains and tests on (a hash sample when a split is larger).
 MAX_ROWS_PER_SPLIT = 20_000
 FOLDS = 5
@@ -37,7 +39,7 @@ SEED = 20260204
 #: feature and fold).
 TOP_FEATURES = 3
 NAME_FEATURES_ABOVE_AUC = 0.55
-SCALAR_FEATURES = ("psfsize_g", "psfsize_r", "psfsize_z", "psfdepth_r", "lens_mag_r", "ra", "dec", "bad_pixel_frac")
+SCALAR_FEATURES = (*(f"psfsize_{b}" for b in BANDS), "psfdepth_r", "lens_mag_r", "ra", "dec", "bad_pixel_frac")
 
 
 def probe(features, labels, *, folds: int = FOLDS, seed: int = SEED) -> dict:
@@ -89,7 +91,7 @@ def probe_features(df, per_split_rows: dict, max_rows_per_split: int = MAX_ROWS_
     ok rows of each split (native Spark expressions; no pixel array reaches the driver)."""
     from pyspark.sql import functions as F  # noqa: PLC0415
 
-    from pipeline.contract import BANDS, STAMP_SIZE_PIX  # noqa: PLC0415
+    from pipeline.contract import STAMP_SIZE_PIX  # noqa: PLC0415
     from pipeline.survey.maskbits import BAD_MASKBITS  # noqa: PLC0415
 
     n2 = STAMP_SIZE_PIX * STAMP_SIZE_PIX

@@ -20,6 +20,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -95,6 +96,25 @@ def thresholds_path(variant_or_path: str) -> Path:
                      f"(known variants: {', '.join(known) or 'none'}; set ${ENV_VAR} to the suites folder)")
 
 
+def _expand_per_band(items: list, path: Path) -> list[tuple[int, Any]]:
+    """(index in the file, check) with each `per_band: true` check written once per band of the
+    band table (pipeline.bands, reference band first), `{band}` in its name, metric and why
+    replaced: a new band gets its checks from its table entry."""
+    from pipeline.bands import reference_first  # noqa: PLC0415
+
+    out = []
+    for i, item in enumerate(items):
+        if not (isinstance(item, dict) and item.get("per_band")):
+            out.append((i, item))
+            continue
+        if "{band}" not in str(item.get("name", "")) or "{band}" not in str(item.get("metric", "")):
+            raise InputError(f"{path}: checks[{i}]", "a per_band check needs {band} in its name and its metric")
+        for b in reference_first():
+            out.append((i, {k: (v.replace("{band}", b) if isinstance(v, str) else v)
+                            for k, v in item.items() if k != "per_band"}))
+    return out
+
+
 def load_thresholds(variant_or_path: str) -> Thresholds:
     path = thresholds_path(variant_or_path)
     try:
@@ -102,7 +122,7 @@ def load_thresholds(variant_or_path: str) -> Thresholds:
     except yaml.YAMLError as exc:
         raise InputError(str(path), f"not valid YAML: {exc}") from None
     checks, seen = [], set()
-    for i, item in enumerate(raw.get("checks") or []):
+    for i, item in _expand_per_band(raw.get("checks") or [], path):
         where = f"{path}: checks[{i}]"
         if not isinstance(item, dict) or not item.get("name") or not item.get("metric"):
             raise InputError(where, "each check needs a name and a metric")
