@@ -630,6 +630,20 @@ def test_max_tasks_with_one_replicate_keeps_exactly_the_first_lrgs_by_subset_has
     pd.testing.assert_frame_equal(got, M.build_manifest(lrg[lrg["lrg_id"].isin(ranked[:max_tasks])], cfg, BANK))
 
 
+def test_max_tasks_keeps_the_bank_radii_filter_and_redshifts():
+    """The subset is built with the same bank: radii (and their filter) and zphot reach its tasks."""
+    cfg = load_run_config("demo").replace(replicates=2)
+    lrg = lrg_table(n=120)
+    hlr = np.linspace(0.05, 1.25, BANK)
+    zphot = np.where(np.arange(BANK) % 2 == 0, 1.7, np.nan)
+    kw = dict(bank_mag_f814w=bank_mags(), bank_zphot=zphot, hlr_filter_arcsec=(0.3, 1.0))
+    got = M.build_manifest(lrg, cfg, BANK, hlr, max_tasks=50, **kw)
+    subset = lrg[lrg["lrg_id"].isin(got["lrg_id"])]
+    pd.testing.assert_frame_equal(got, M.build_manifest(subset, cfg, BANK, hlr, **kw))
+    inj = got[~got["is_control"]]
+    assert inj["cosmos_hlr_arcsec"].between(0.3, 1.0).all() and (inj["src_redshift"] == 1.7).any()
+
+
 def test_max_tasks_larger_than_the_table_keeps_everything():
     cfg = RunConfig(seed=9, region_size_deg=0.2, replicates=2)
     lrg = lrg_table(n=30)
@@ -641,7 +655,7 @@ def test_max_tasks_larger_than_the_table_keeps_everything():
 
 @pytest.mark.parametrize("reps,cf,max_tasks", [(3, 0.5, 100), (3, 0.5, 251), (2, 0.3, 64), (4, 0.2, 9),
                                                (3, 0.0, 90), (3, 0.0, 91), (5, 0.6, 1), (2, 0.5, 300),
-                                               (3, 0.0, 2)])
+                                               (3, 0.0, 2), (2, 0.5, 10)])
 def test_max_tasks_with_replicates_is_the_largest_prefix_that_fits(reps, cf, max_tasks):
     """Brute force over every prefix of the subset-hash order, its task count worked out with the
     reference (split of each LRG's region, the closest control count per split): the answer is
