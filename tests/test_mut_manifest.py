@@ -655,7 +655,7 @@ def test_max_tasks_larger_than_the_table_keeps_everything():
 
 @pytest.mark.parametrize("reps,cf,max_tasks", [(3, 0.5, 100), (3, 0.5, 251), (2, 0.3, 64), (4, 0.2, 9),
                                                (3, 0.0, 90), (3, 0.0, 91), (5, 0.6, 1), (2, 0.5, 300),
-                                               (3, 0.0, 2), (2, 0.5, 10)])
+                                               (3, 0.0, 2), (2, 0.5, 10), (4, 0.2, 13), (2, 0.5, 4)])
 def test_max_tasks_with_replicates_is_the_largest_prefix_that_fits(reps, cf, max_tasks):
     """Brute force over every prefix of the subset-hash order, its task count worked out with the
     reference (split of each LRG's region, the closest control count per split): the answer is
