@@ -5,7 +5,13 @@ diff, written to mutation_report.md (and printed). Reads `mutmut results --all t
 (e.g. `pipeline.pixels`, or make mutate's `MUTANTS='pipeline.pixels*'`) only those modules are
 reported (a one-module run leaves every other module "not checked"). Diffs come from mutmut's own
 `get_diff_for_mutant` in this process (one `mutmut show` per survivor took ~10 s each on a loaded
-2-core VM); `mutmut show` is the fallback."""
+2-core VM); `mutmut show` is the fallback.
+
+`python ../scripts/mutation_report.py --plant TESTFILE [-k EXPR] NAME ...`, run inside `mutants/`
+after a run: plants each named mutant in turn with mutmut's own switch (`MUTANT_UNDER_TEST`, read
+by the trampolines on every call) and runs `pytest -x TESTFILE` on it in this one process (no
+re-collection, no new stats run; 60 s alarm per mutant), printing `killed` / `survived` per name.
+How newly written tests were checked against a run's survivors (docs/mutation_testing.md)."""
 
 from __future__ import annotations
 
@@ -60,5 +66,37 @@ def main(out: str = "mutation_report.md", *prefixes: str) -> int:
     return 0
 
 
+def plant(testfile: str, *args: str) -> int:
+    """Run `testfile` against each named mutant (see the module docstring); 0 if all are killed."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    import pytest  # noqa: PLC0415
+
+    extra, names = [], list(args)
+    if names[:1] == ["-k"]:
+        extra, names = ["-k", names[1]], names[2:]
+
+    def alarm(*_):
+        raise TimeoutError("mutant ran past 60 s")
+
+    signal.signal(signal.SIGALRM, alarm)
+    survived = 0
+    for name in names:
+        os.environ["MUTANT_UNDER_TEST"] = name
+        signal.alarm(60)
+        try:
+            rc = pytest.main([testfile, "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *extra])
+        except TimeoutError:
+            rc = "timeout"
+        signal.alarm(0)
+        survived += rc == 0
+        print(f"RESULT {name} {'survived' if rc == 0 else 'killed'} ({rc})", flush=True)
+    os.environ.pop("MUTANT_UNDER_TEST", None)
+    return 1 if survived else 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--plant"]:
+        sys.exit(plant(*sys.argv[2:]))
     sys.exit(main(*sys.argv[1:]))
