@@ -3,7 +3,7 @@
 Determinism
 -----------
 Nothing here uses a stateful RNG. Every random number is a pure function of integers, computed
-with the splitmix64 mixer (vectorised in numpy) and turned into a uniform in (0, 1):
+with the splitmix64 mixer (vectorised in numpy) and turned into a uniform in (0, 1] (see hash_uniform):
 
 * region -> split:      u(seed, "split", region_id)
 * LRG role and subset:  u(seed, "control", lrg_id), u(seed, "subset", lrg_id)
@@ -134,7 +134,8 @@ def hash64(*keys) -> np.ndarray:
 
 
 def hash_uniform(*keys) -> np.ndarray:
-    """Uniform in the open interval (0, 1) from integer keys (53 bits)."""
+    """Uniform in (0, 1] from integer keys (53 bits): (k + 0.5) 2^-53 rounds to exactly 1.0 for the
+    largest keys (a 2^-53 chance per draw; every consumer compares with < or clips)."""
     return ((hash64(*keys) >> _U64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
@@ -349,7 +350,9 @@ def build_manifest(lrg: pd.DataFrame, config: RunConfig, bank_size: int, bank_hl
     hlr_filter_arcsec = (lo, hi) too, only galaxies inside the filter are drawn. bank_mag_f814w
     (one per galaxy) is required by config.src_brightness = "physical", bank_zphot is optional.
     max_tasks keeps a hash-chosen subset of the LRGs so that there are at most that many tasks
-    (exactly that many when replicates = 1 and the table is large enough).
+    (exactly that many when replicates = 1 and the table is large enough), except that a subset
+    never splits an LRG: when one LRG alone has more tasks than max_tasks (replicates > max_tasks),
+    its tasks are all kept.
     Sorted by (brickname, lrg_id, replicate) so that a brick's tasks are contiguous."""
     lrg = _validate_lrg(lrg, source)
     allowed, hlr = _allowed_cosmos(bank_size, bank_hlr_arcsec, hlr_filter_arcsec)
