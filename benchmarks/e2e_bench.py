@@ -95,15 +95,15 @@ def main(argv=None) -> int:
     for n_tasks in [int(t) for t in str(args.tasks).split(",")]:
         manifest = w / f"manifest_{args.bricks}_bricks_{n_tasks}"
         if not (manifest / "manifest.json").exists():
-            _dhs("manifest", "--lrg", str(survey / "lrg.parquet"), "--bank", str(bank / "cosmos_bank.h5"),
-                 "--config", "demo", "--out", str(manifest), "--max-tasks", str(n_tasks))
+            _dhs("manifest", "--lrg", str(survey / "lrg.parquet"), "--cosmos-bank-h5", str(bank / "cosmos_bank.h5"),
+                 "--run-config", "demo", "--out", str(manifest), "--max-tasks", str(n_tasks))
         runs = []
         for _ in range(args.runs):
             load = os.getloadavg()[0]
             t0 = time.perf_counter()
-            proc = _dhs("inject", "--manifest", str(manifest), "--coadd-cache-prefix", str(survey / "coadd"),
-                 "--bank", str(bank / "cosmos_bank.h5"), "--output", str(w / "dataset"), "--run-config", "demo",
-                 "--master", args.master, "--force")
+            proc = _dhs("inject", "--manifest-uri", str(manifest), "--coadd-cache-prefix", str(survey / "coadd"),
+                 "--cosmos-bank-h5", str(bank / "cosmos_bank.h5"), "--output-prefix", str(w / "dataset"),
+                 "--run-config", "demo", "--local-master", args.master, "--force")
             wall = time.perf_counter() - t0
             meta = json.loads((w / "dataset" / "phase4c" / "_dhs_dataset.json").read_text())
             rows = sum(meta["rows_per_split"].values())

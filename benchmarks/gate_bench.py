@@ -148,7 +148,7 @@ def run_gate(spark, root: Path, manifest: Path):
     from pipeline.gate.thresholds import load_thresholds
 
     t0 = time.perf_counter()
-    JOB_TIMES.clear()
+    jobs_s: dict = {}  # wall seconds of each Spark job (profile_and_contract's `timings`)
     ds = open_dataset(str(root), with_digest=False)
     manifest_doc = read_manifest_counts(str(manifest))
     # the config the table was made with, from its metadata, as validate_dataset reads it
@@ -157,7 +157,8 @@ def run_gate(spark, root: Path, manifest: Path):
     contract, prof = profile_and_contract(df, run_config=cfg,
                                           hlr_filter_arcsec=hlr_filter_for(ds.metadata, manifest_doc["json"]),
                                           files_per_split=ds.files_per_split(), include_pixels=False,
-                                          manifest_identity=manifest_identity_for(manifest_doc["json"]))
+                                          manifest_identity=manifest_identity_for(manifest_doc["json"]),
+                                          timings=jobs_s)
     t1 = time.perf_counter()
     th = load_thresholds("production")
     frames = suites.metrics_frames(prof, manifest_doc["tasks_per_split"], th)
@@ -165,45 +166,9 @@ def run_gate(spark, root: Path, manifest: Path):
     t2 = time.perf_counter()
     failed = [r["name"] for r in results if not r["success"]] + [k for k, v in contract.checks.items() if v["failed_rows"]]
     return {"total_s": t2 - t0, "contract_and_profile_s": t1 - t0, "suites_s": t2 - t1,
-            "jobs_s": dict(JOB_TIMES), "rows": contract.rows, "failed_checks": failed,
+            "jobs_s": jobs_s, "rows": contract.rows, "failed_checks": failed,
             "task_identity": prof["all"]["task_identity"],
             "load_avg_1m_after": os.getloadavg()[0]}
-
-
-#: wall time of each of the gate's Spark jobs in the last run (filled by _time_jobs)
-JOB_TIMES: dict = {}
-
-
-def _time_jobs():
-    """Wrap the profile's job functions to record their wall times (Spark UI is off)."""
-    from pipeline.gate import profile
-
-    def wrap(name, fn):
-        def timed(*a, **k):
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                JOB_TIMES[name] = round(time.perf_counter() - t, 2)
-        return timed
-
-    profile._histograms = wrap("2_histograms_cosmos", profile._histograms)
-    profile._quantiles = wrap("1b_quantiles", profile._quantiles)
-    profile._uniqueness_and_leakage = wrap("3_unique_task_id_lrg_leakage", profile._uniqueness_and_leakage)
-    orig = profile._summary_aggs
-
-    def summary_aggs(*a, **k):  # job 1 runs between this call and the histograms job
-        JOB_TIMES["_t1"] = time.perf_counter()
-        return orig(*a, **k)
-
-    profile._summary_aggs = summary_aggs
-    hist = profile._histograms
-
-    def hist_after_job1(*a, **k):
-        JOB_TIMES["1_contract_counters_summary_plus_1b"] = round(time.perf_counter() - JOB_TIMES.pop("_t1", time.perf_counter()), 2)
-        return hist(*a, **k)
-
-    profile._histograms = hist_after_job1
 
 
 def run_gx_on_rows(spark, root: Path, rows: int) -> float:
@@ -277,7 +242,6 @@ def child(order: str, work: Path, runs: int, cores: str, extra: dict | None = No
         prefetch_suite_imports()
     spark = _session(cores, extra)
     jvm_s = time.perf_counter() - t0
-    _time_jobs()
     steps = {"gate-first": ["gate", "scan"], "scan-first": ["scan", "gate"]}[order]
     seq = []
     for i in range(runs if order == "gate-first" else 1):
@@ -393,7 +357,6 @@ def main(argv=None) -> int:
                   f"{warm['ratio']:.2f}x (target <= 1.5x: {'met' if warm['met_ratio'] else 'NOT met'})", flush=True)
         gate_runs = [r for r in seq_a if r["what"] == "gate"]
     else:
-        _time_jobs()
         gate_runs = [run_gate(spark, work, work / "manifest") for _ in range(args.runs)]
     gate_s = statistics.median(r["total_s"] for r in gate_runs)
     out.update({"gate_median_s": round(gate_s, 2), "gate_runs": gate_runs, "target_s": 60, "meets_target": gate_s <= 60})

@@ -98,15 +98,15 @@ def render_args(rec: dict, bank):
     return stamp, lens, src, flux, fwhm
 
 
-def _naive_render_arc(stamp, scale, lens, source, flux, fwhm, beta, n_pix=64, pixel_scale_arcsec=None,
+def _naive_render_arc(stamp, scale, lens, source, flux, psf, n_pix=64, pixel_scale_arcsec=None,
                       supersampling=4):
-    """render_arc's signature and result type, computed the naive way (for the naive row)."""
-    from pipeline.injection.psf import round_fwhm
+    """render_arc's signature (a PSF object, pipeline.injection.psf) and result type, computed the
+    naive way (for the naive row)."""
     from pipeline.injection.reference import naive_render_arcs
     from pipeline.injection.render import ArcRender
 
-    fwhms = tuple(round_fwhm(f) for f in fwhm)
-    arcs = naive_render_arcs(stamp, lens, source, flux, fwhms, beta, n_pix=n_pix, source_scale_arcsec=scale)
+    fwhms = tuple(psf.fwhm_arcsec(b) for b in psf.bands)
+    arcs = naive_render_arcs(stamp, lens, source, flux, psf, n_pix=n_pix, source_scale_arcsec=scale)
     mag = float(arcs[0].sum() / flux[0])
     return ArcRender(lensed_unit=None, magnification=mag, arcs=arcs, psf_fwhm_arcsec=fwhms, n_pixels_traced=0)
 

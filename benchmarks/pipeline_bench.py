@@ -118,8 +118,8 @@ def main(argv=None) -> int:
     for n in counts:
         manifests[n] = w / f"manifest_{args.bricks}_bricks_{n}"
         if not (manifests[n] / "manifest.json").exists():
-            _dhs("manifest", "--lrg", str(survey / "lrg.parquet"), "--bank", str(bank / "cosmos_bank.h5"),
-                 "--config", "demo", "--out", str(manifests[n]), "--max-tasks", str(n))
+            _dhs("manifest", "--lrg", str(survey / "lrg.parquet"), "--cosmos-bank-h5", str(bank / "cosmos_bank.h5"),
+                 "--run-config", "demo", "--out", str(manifests[n]), "--max-tasks", str(n))
 
     # the baseline in its own process with one BLAS/numba thread: CPU time = one core's time
     env = {**os.environ, **{k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -143,9 +143,9 @@ def main(argv=None) -> int:
             ds = w / f"pipeline_ds_{n}"
             shutil.rmtree(ds, ignore_errors=True)
             loads.append(os.getloadavg()[0])
-            proc, _, cpu = _dhs("inject", "--manifest", str(manifests[n]), "--coadd-cache-prefix", str(survey / "coadd"),
-                             "--bank", str(bank / "cosmos_bank.h5"), "--output", str(ds), "--run-config", "demo",
-                             "--master", args.master, "--force")
+            proc, _, cpu = _dhs("inject", "--manifest-uri", str(manifests[n]), "--coadd-cache-prefix", str(survey / "coadd"),
+                             "--cosmos-bank-h5", str(bank / "cosmos_bank.h5"), "--output-prefix", str(ds),
+                             "--run-config", "demo", "--local-master", args.master, "--force")
             costs[n]["inject"].append(cpu)
             # the Python workers' own CPU account (emr_steps.inject's DHS_PARTITION_TIMING lines):
             # the process tree's CPU must include it, else a worker escaped the accounting
@@ -155,12 +155,12 @@ def main(argv=None) -> int:
                 print(f"WARNING: inject's process-tree CPU {cpu:.1f} s < its workers' own {workers:.1f} s: "
                       "a worker was not reaped into the count", flush=True)
             worker_cpu.setdefault(n, []).append(workers)
-            _, _, cpu = _dhs("compact", "--output", str(ds), "--source", str(ds / "phase4c"), "--id", "bench",
-                             "--master", args.master)
+            _, _, cpu = _dhs("compact", "--output-prefix", str(ds), "--source", str(ds / "phase4c"), "--id", "bench",
+                             "--local-master", args.master)
             costs[n]["compact"].append(cpu)
             # exit 1 (a failed gate) still measures the whole validation; the demo suite's sample-size
             # checks may fail on a bench-sized dataset
-            _, _, cpu = _dhs("validate", str(ds), "--manifest", str(manifests[n]), "--variant", "demo",
+            _, _, cpu = _dhs("validate", str(ds), "--manifest-uri", str(manifests[n]), "--gate-suite", "demo",
                              "--out", str(ds / "validation"), ok_codes=(0, 1))
             costs[n]["validate"].append(cpu)
             print(f"{n} tasks: " + ", ".join(f"{k} {v[-1]:.1f} CPU-s" for k, v in costs[n].items())

@@ -18,11 +18,11 @@ def register(subparsers) -> None:
         "compact", help="stage 4p5: compact the dataset into fewer, larger files (Spark)",
         description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter,
     )
-    add_run_param(p, "output_prefix", "--output", required=True, help="dataset root D")
+    add_run_param(p, "output_prefix", required=True, help="dataset root D")
     p.add_argument("--source", default=None, help="data to compact (default: D's current data)")
     add_run_param(p, "target_file_mb", type=float, help="target Parquet file size (MB)")
     p.add_argument("--id", dest="compaction_id", default=None, help="name of D/compacted/<id> (default: UTC time)")
-    add_run_param(p, "local_master", "--master", help="Spark master (default $DHS_SPARK_MASTER or local[2])")
+    add_run_param(p, "local_master", help="Spark master (default $DHS_SPARK_MASTER or local[2])")
     p.set_defaults(func=_run)
 
 

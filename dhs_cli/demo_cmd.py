@@ -32,9 +32,9 @@ def register(subparsers) -> None:
                "  dhs demo --out demo_output --gate-suite strict   # the same data through a gate that must fail\n",
     )
     p.add_argument("--out", default="demo_output", help="folder for everything the demo writes")
-    add_run_param(p, "gate_suite", "--suite", default="demo", choices=suite_names())
+    add_run_param(p, "gate_suite", default="demo", choices=suite_names())
     p.add_argument("--inputs-only", action="store_true", help="make the survey, bank and manifest, skip the DAG")
-    add_run_param(p, "local_master", "--master", default="local[2]", help="Spark master of the local backend")
+    add_run_param(p, "local_master", default="local[2]", help="Spark master of the local backend")
     p.set_defaults(func=run)
 
 

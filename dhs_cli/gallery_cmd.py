@@ -27,9 +27,9 @@ def register(subparsers) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--rows", help="Parquet file or dataset directory of contract rows")
-    add_run_param(p, "manifest_uri", "--manifest", help="manifest directory (or manifest.parquet) to render directly")
-    add_run_param(p, "coadd_cache_prefix", "--coadd-cache", help="coadd cache prefix (with --manifest-uri), e.g. S/coadd")
-    add_run_param(p, "cosmos_bank_h5", "--bank", help="COSMOS bank HDF5 (with --manifest-uri)")
+    add_run_param(p, "manifest_uri", help="manifest directory (or manifest.parquet) to render directly")
+    add_run_param(p, "coadd_cache_prefix", help="coadd cache prefix (with --manifest-uri), e.g. S/coadd")
+    add_run_param(p, "cosmos_bank_h5", help="COSMOS bank HDF5 (with --manifest-uri)")
     p.add_argument("--n", type=int, default=16, help="number of stamps")
     p.add_argument("--ncols", type=int, default=4, help="stamps per row")
     p.add_argument("--out", required=True, help="output PNG path")

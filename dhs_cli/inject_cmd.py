@@ -22,14 +22,14 @@ def register(subparsers) -> None:
         "inject", help="stage 4c: inject lensed COSMOS sources into LRG cutouts (Spark)",
         description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter,
     )
-    add_run_param(p, "manifest_uri", "--manifest", required=True,
+    add_run_param(p, "manifest_uri", required=True,
                   help="manifest directory M (M/manifest.parquet, M/manifest.json)")
     add_run_param(p, "coadd_cache_prefix", required=True, help="coadd cache prefix, e.g. S/coadd")
-    add_run_param(p, "cosmos_bank_h5", "--bank", required=True, help="COSMOS bank HDF5")
-    add_run_param(p, "output_prefix", "--output", required=True, help="dataset root D")
+    add_run_param(p, "cosmos_bank_h5", required=True, help="COSMOS bank HDF5")
+    add_run_param(p, "output_prefix", required=True, help="dataset root D")
     add_run_param(p, "run_config", help="RunConfig YAML or name (default: the manifest's)")
     add_run_param(p, "bands", help="comma-separated, e.g. g,r,z (default: the run config's)")
-    add_run_param(p, "local_master", "--master", help="Spark master (default $DHS_SPARK_MASTER or local[2])")
+    add_run_param(p, "local_master", help="Spark master (default $DHS_SPARK_MASTER or local[2])")
     p.add_argument("--partitions", type=int, default=None, help="Spark partitions of the task table")
     p.add_argument("--skip-if-exists", action="store_true", help="keep a complete output of this very run")
     p.add_argument("--force", action="store_true", help="rewrite whatever is at the output")

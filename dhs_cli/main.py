@@ -73,24 +73,32 @@ def check_write_targets(args) -> None:
         check_output_prefix(str(where), source=flag)
 
 
-def add_run_param(parser: argparse.ArgumentParser, name: str, *old_flags: str, **kwargs) -> None:
+def add_run_param(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
     """A `dhs` flag for a run parameter (pipeline.run_params): `--<name>`, dest `<name>`. Default None
-    (the step's or the run config's default applies) unless given.
-    TODO(integration): `old_flags` keep the earlier short spellings while benchmarks move over."""
+    (the step's or the run config's default applies) unless given."""
     from pipeline import run_params  # noqa: PLC0415
 
     rp = run_params.param(name)
     kwargs.setdefault("help", rp.description or rp.title)
     kwargs.setdefault("default", None)
-    parser.add_argument(rp.cli_flag, *old_flags, dest=name, **kwargs)
+    parser.add_argument(rp.cli_flag, dest=name, **kwargs)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the examples' line breaks and shows defaults."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviations: `--manifest` is not `--manifest-uri` (one spelling per parameter; a
+    prefix that later matches two flags would change meaning). Subcommands inherit the class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dhs",
         description="Dark Halo Scope: lensed COSMOS galaxies injected into DR10 LRG cutouts, validated and promoted.",
         epilog=EPILOG,

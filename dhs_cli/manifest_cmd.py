@@ -26,8 +26,8 @@ def register(subparsers) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--lrg", required=True, help="Phase 3 LRG table (Parquet; local or s3://)")
-    add_run_param(p, "cosmos_bank_h5", "--bank", required=True, help="COSMOS bank HDF5 (local or s3://)")
-    add_run_param(p, "run_config", "--config", default="demo", help="run config YAML path or built-in name (demo, production)")
+    add_run_param(p, "cosmos_bank_h5", required=True, help="COSMOS bank HDF5 (local or s3://)")
+    add_run_param(p, "run_config", default="demo", help="run config YAML path or built-in name (demo, production)")
     p.add_argument("--out", required=True, help="output directory (local or s3://)")
     p.add_argument("--max-tasks", type=int, default=None, help="keep a deterministic subset of at most N tasks")
     p.set_defaults(func=run)

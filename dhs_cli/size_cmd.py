@@ -20,11 +20,11 @@ def register(subparsers) -> None:
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--tasks", type=int, help="number of stamps (manifest tasks)")
-    add_run_param(what, "manifest_uri", "--manifest", help="Phase 4a manifest directory (reads n_tasks from its manifest.json)")
-    add_run_param(p, "target_wall_hours", "--hours", type=float, default=run_params.param("target_wall_hours").default,
+    add_run_param(what, "manifest_uri", help="Phase 4a manifest directory (reads n_tasks from its manifest.json)")
+    add_run_param(p, "target_wall_hours", type=float, default=run_params.param("target_wall_hours").default,
                   help="target wall time of inject + compact + validate")
-    add_run_param(p, "core_instance_type", "--instance-type", default=run_params.param("core_instance_type").default)
-    add_run_param(p, "core_instance_count", "--nodes", type=int,
+    add_run_param(p, "core_instance_type", default=run_params.param("core_instance_type").default)
+    add_run_param(p, "core_instance_count", type=int,
                   help="an explicit node count (prints what it would take and cost)")
     p.set_defaults(func=run)
 

@@ -22,8 +22,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("validate", help="gate a dataset: row contract, profile, GX suites, Data Docs, report",
                               description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter)
     p.add_argument("dataset", metavar="DATASET", help="dataset dir or URI (follows DATASET/CURRENT)")
-    add_run_param(p, "manifest_uri", "--manifest", required=True, help="manifest dir (manifest.json / manifest.parquet)")
-    add_run_param(p, "gate_suite", "--variant", default="demo",
+    add_run_param(p, "manifest_uri", required=True, help="manifest dir (manifest.json / manifest.parquet)")
+    add_run_param(p, "gate_suite", default="demo",
                   help="suite: a name (expectations/<name>.yaml) or a YAML path")
     p.add_argument("--out", default=None, help="output dir (default DATASET/validation/latest)")
     p.add_argument("--reference-profile", default=None, help="profile.json of the last promoted dataset (drift)")

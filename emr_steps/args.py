@@ -56,7 +56,6 @@ def build_parser(prog: str = "emr_steps", stage: str | None = None) -> argparse.
     p.add_argument("--stage", choices=STAGES, default=stage, required=stage is None, help="4c inject, 4p5 compact")
     _run_param(p, "output_prefix", required=True, help="dataset root D (local, s3://, s3a://)")
     _run_param(p, "manifest_uri", help="4c: the manifest directory M (M/manifest.parquet + M/manifest.json)")
-    p.add_argument("--parent", dest="parent_old", help=argparse.SUPPRESS)  # TODO(integration): remove
     p.add_argument("--source", dest="source",
                    help="4p5: the 4c data or a dataset root to compact (default: --output-prefix's current data)")
     _run_param(p, "coadd_cache_prefix", help="DR10 coadd cache: <prefix>/<brick>/legacysurvey-*.fits.fz")
@@ -91,25 +90,15 @@ def build_parser(prog: str = "emr_steps", stage: str | None = None) -> argparse.
 def _run_param(p: argparse.ArgumentParser, name: str, **kwargs) -> None:
     """A flag of a run parameter (pipeline.run_params): its one step flag, plus the seed's spellings."""
     rp = run_params.param(name)
-    # TODO(integration): drop the pre-schema spellings once tests and benchmarks use the step flags
-    old = {"output_prefix": ("--output",)}.get(name, ())
-    p.add_argument(rp.step_flag, *rp.seed_flags, *old, dest=name, **kwargs)
+    p.add_argument(rp.step_flag, *rp.seed_flags, dest=name, **kwargs)
 
 
 def parse_args(argv: Sequence[str] | None = None, stage: str | None = None, prog: str = "emr_steps") -> argparse.Namespace:
     args = build_parser(prog, stage).parse_args(argv)
-    if args.parent_old:  # TODO(integration): remove with --parent
-        if args.stage == "4c":
-            args.manifest_uri = args.manifest_uri or args.parent_old
-        else:
-            args.source = args.source or args.parent_old
     if args.stage == "4c" and args.source:
         raise InputError("--source", "names the data to compact (4p5); stage 4c reads the manifest named by --manifest-uri")
     if args.stage == "4p5" and args.manifest_uri:
         raise InputError("--manifest-uri", "stage 4p5 compacts data, not a manifest: name the data with --source")
-    # TODO(integration): remove once emr_steps/inject.py and compact.py read the run parameters' names
-    args.output = args.output_prefix
-    args.parent = args.manifest_uri if args.stage == "4c" else args.source
     return args
 
 

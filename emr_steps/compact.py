@@ -1,14 +1,14 @@
 """Stage 4p5 on Spark: rewrite a dataset's rows into fewer, larger files under a NEW, immutable,
 content-addressed prefix, verify them, record them.
 
-    spark-submit emr_steps/compact.py --stage 4p5 --output D --pipeline-run R [--target-file-mb 256]
-    spark-submit emr_steps/compact.py --stage 4p5 --output D [--parent D/phase4c]     (by hand)
-    python -m emr_steps.compact --output D
+    spark-submit emr_steps/compact.py --stage 4p5 --output-prefix D --pipeline-run R [--target-file-mb 256]
+    spark-submit emr_steps/compact.py --stage 4p5 --output-prefix D [--source D/phase4c]     (by hand)
+    python -m emr_steps.compact --output-prefix D
 
 Order of operations (each step only after the previous one succeeded):
  1. source: with --pipeline-run R, exactly the data that R's inject receipt names
     (D/runs/R/inject.json), refused when its content checksum differs from the receipt's (the
-    rows changed after R's inject); else --parent (a data dir or a dataset root), else D's
+    rows changed after R's inject); else --source (a data dir or a dataset root), else D's
     current data. It must be complete (have _dhs_dataset.json);
  2. the compaction's id is a function of what it holds: c-<sha256(source content checksum,
     target size, codec)[:16]> (or --run-id). A complete compaction with that id whose files still
@@ -118,10 +118,10 @@ def _source_of(args) -> tuple[str, str, dict]:
     from pipeline import lineage  # noqa: PLC0415
     from pipeline.dataset import resolve_data_uri  # noqa: PLC0415
 
-    root = dataset_paths(args.output).root
+    root = dataset_paths(args.output_prefix).root
     if args.pipeline_run:
-        if args.parent:
-            raise InputError("--parent", "not with --pipeline-run: the run's inject receipt names the source")
+        if args.source:
+            raise InputError("--source", "not with --pipeline-run: the run's inject receipt names the source")
         receipt = lineage.read_receipt(root, args.pipeline_run, "inject")
         found = lineage.data_fingerprint(receipt["data_uri"])
         try:
@@ -132,9 +132,9 @@ def _source_of(args) -> tuple[str, str, dict]:
             raise StepFailed(f"{exc}; nothing was compacted") from None
         return root, receipt["data_uri"], found
     source = resolve_data_uri(root)
-    if args.parent:
-        parent = storage.to_s3(args.parent).rstrip("/") if storage.is_s3(args.parent) else str(Path(args.parent).resolve())
-        source = resolve_data_uri(parent)
+    if args.source:
+        given = storage.to_s3(args.source).rstrip("/") if storage.is_s3(args.source) else str(Path(args.source).resolve())
+        source = resolve_data_uri(given)
     return root, source, lineage.data_fingerprint(source)
 
 

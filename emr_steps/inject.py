@@ -1,7 +1,7 @@
 """Stage 4c on Spark: one contract row per manifest task, written under D/phase4c/.
 
-    spark-submit emr_steps/inject.py --stage 4c --parent M --coadd-cache-prefix S/coadd \\
-        --cosmos-bank-h5 B --output D [--run-config demo] [--skip-if-exists 1] [--force 1]
+    spark-submit emr_steps/inject.py --stage 4c --manifest-uri M --coadd-cache-prefix S/coadd \\
+        --cosmos-bank-h5 B --output-prefix D [--run-config demo] [--skip-if-exists 1] [--force 1]
     python -m emr_steps.inject ...            (same flags; --master local[2] by default)
 
 Driver: validates every input before any output (manifest readable and consistent with its
@@ -158,7 +158,7 @@ def default_partitions(shuffle_partitions: int, parallelism: int, bricks: int) -
 
 def _manifest_info(parent: str) -> dict[str, Any]:
     """Check the manifest files and read manifest.json (no task rows are read here)."""
-    from pipeline.dataset import uri_sha256  # noqa: PLC0415
+    from pipeline.storage import sha256  # noqa: PLC0415
     from pipeline.manifest import manifest_parquet_uri  # noqa: PLC0415
 
     parquet = manifest_parquet_uri(storage.to_s3(parent) if storage.is_s3(parent) else str(Path(parent).resolve()))
@@ -174,7 +174,7 @@ def _manifest_info(parent: str) -> dict[str, Any]:
         "uri": mdir,
         "parquet": parquet,
         "json": doc,
-        "sha256": uri_sha256(parquet),
+        "sha256": sha256(parquet),
         "tasks_per_split": {s: int(v["tasks"]) for s, v in doc["tasks_per_split"].items()},
     }
 
@@ -237,13 +237,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv, stage="4c", prog="emr_steps.inject")
     if args.stage != "4c":
         raise InputError("--stage", f"emr_steps.inject runs stage 4c, got {args.stage}")
-    for flag, value in (("--parent", args.parent), ("--coadd-cache-prefix", args.coadd_cache_prefix), ("--cosmos-bank-h5", args.cosmos_bank_h5)):
+    for flag, value in (("--manifest-uri", args.manifest_uri), ("--coadd-cache-prefix", args.coadd_cache_prefix), ("--cosmos-bank-h5", args.cosmos_bank_h5)):
         if not value:
             raise InputError(flag, "required for stage 4c")
     t_start = time.perf_counter()
 
     # ---- inputs, all checked before anything is written
-    manifest = _manifest_info(args.parent)
+    manifest = _manifest_info(args.manifest_uri)
     cfg = run_config_from_args(args, base=manifest["json"].get("config"))
     bank_uri = storage.to_s3(args.cosmos_bank_h5) if storage.is_s3(args.cosmos_bank_h5) else str(Path(args.cosmos_bank_h5).resolve())
     bank = open_bank(storage.local_copy(bank_uri))
@@ -251,7 +251,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     if not storage.exists(coadd_prefix):
         raise InputError(args.coadd_cache_prefix, "no such coadd cache prefix")
     run_id = args.run_id or derived_run_id("4c", manifest["sha256"], bank.checksum, cfg.to_dict(), pipeline_version)
-    paths = dataset_paths(args.output)
+    paths = dataset_paths(args.output_prefix)
 
     # decided before Spark starts: a skipped rerun costs seconds, not a Spark session
     declared_tasks = sum(manifest["tasks_per_split"].values())

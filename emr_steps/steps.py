@@ -200,13 +200,10 @@ def validate_step(params: Mapping[str, Any]) -> StepDefinition:
     run's compact step recorded)."""
     output = _need(params, "output_prefix")
     out = _get(params, "validation_uri") or storage.join(output, "validation", str(_get(params, "validation_run", default="latest")))
-    args = [
-        # TODO(integration): the run parameters' step flags once emr_steps/validate.py reads them
-        "--dataset", output,
-        "--manifest", _need(params, "manifest_uri"),
-        "--variant", str(_get(params, "gate_suite", default="production")),
-        "--out", str(out),
-    ]
+    args = [*_run_param_args({"output_prefix": output, "manifest_uri": _need(params, "manifest_uri"),
+                              "gate_suite": _get(params, "gate_suite", default="production")},
+                             ("output_prefix", "manifest_uri", "gate_suite")),
+            "--out", str(out)]
     if _get(params, "reference_profile") is not None:
         args += ["--reference-profile", str(params["reference_profile"])]
     if _get(params, "pipeline_run") is not None:

@@ -1,7 +1,7 @@
 """spark-submit entry for the validation step: row contract, profile and suites on the session
 spark-submit gives us; writes validation.json (+ Data Docs, report) under --out.
 
-  spark-submit emr_steps/validate.py --dataset D --manifest M --variant production \
+  spark-submit emr_steps/validate.py --output-prefix D --manifest-uri M --gate-suite production \
       --out D/validation/<run> [--reference-profile P] [--pipeline-run R]
 
 With --pipeline-run R the step validates exactly the compaction that R's compact step recorded
@@ -48,10 +48,15 @@ def prefetch_suite_imports() -> threading.Thread:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--manifest", required=True)
-    p.add_argument("--variant", default="production")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
+    from pipeline import run_params  # noqa: PLC0415
+
+    # the run parameters' step flags (pipeline.run_params): the dataset root (or, by hand without
+    # --pipeline-run, a data folder), the manifest, the suite
+    for name, kwargs in (("output_prefix", {"required": True}), ("manifest_uri", {"required": True}),
+                         ("gate_suite", {"default": "production"})):
+        p.add_argument(run_params.param(name).step_flag, dest=name, **kwargs)
     p.add_argument("--out", required=True)
     p.add_argument("--reference-profile", default=None)
     p.add_argument("--pipeline-run", dest="pipeline_run", default=None,
@@ -65,10 +70,10 @@ def main(argv=None) -> int:
     from pipeline.gate.validate import validate_dataset
 
     try:
-        data_uri, expected, root = args.dataset, None, None
+        data_uri, expected, root = args.output_prefix, None, None
         if args.pipeline_run:
             lineage.check_run_name(args.pipeline_run)
-            root = str(args.dataset).rstrip("/")
+            root = str(args.output_prefix).rstrip("/")
             expected = lineage.read_receipt(root, args.pipeline_run, "compact")
             expected["what"] = (f"what run {args.pipeline_run}'s compact step wrote "
                                 f"({lineage.receipt_uri(root, args.pipeline_run, 'compact')})")
@@ -76,7 +81,7 @@ def main(argv=None) -> int:
         # the steps' one factory: its 128-row Parquet reader batch keeps pixel rows from running the
         # heap out of memory (Spark's 4096-row default did, on the 6,000-row demo's compacted files)
         spark = get_spark("dhs-validate")
-        result = validate_dataset(data_uri, manifest_uri=args.manifest, variant=args.variant,
+        result = validate_dataset(data_uri, manifest_uri=args.manifest_uri, variant=args.gate_suite,
                                   out_dir=args.out, reference_profile=args.reference_profile, spark=spark,
                                   pipeline_run=args.pipeline_run, dataset_root=root, expected=expected)
     except InputError as exc:

@@ -6,13 +6,13 @@ ThreadedMotoServer keeps moto's backend) that watches moto's clusters and, for e
 submitted, does what the real Spark step would leave on S3, then marks the step COMPLETED (or
 FAILED when the test asks for a failure):
 
-- inject (`emr_steps/inject.py --output D ... --pipeline-run R`): uploads a small factory dataset
+- inject (`emr_steps/inject.py --output-prefix D ... --pipeline-run R`): uploads a small factory dataset
   (tests/gate_factories.py: clean, or with one named defect) to D/phase4c/ and writes the run's
   inject receipt (pipeline.lineage) over those S3 objects, as the real step does;
-- compact (`emr_steps/compact.py --output D --pipeline-run R --switch-current 0`): checks the
+- compact (`emr_steps/compact.py --output-prefix D --pipeline-run R --switch-current 0`): checks the
   receipt against D/phase4c, copies it to the content-addressed D/compacted/<id>/ and writes the
   compact receipt (without --pipeline-run: a time-stamped copy and D/CURRENT, as by hand);
-- validate (`emr_steps/validate.py --dataset D --variant V --out O --pipeline-run R`): runs the
+- validate (`emr_steps/validate.py --output-prefix D --gate-suite V --out O --pipeline-run R`): runs the
   real `pipeline.gate.validate.validate_dataset` (local Spark) on the LOCAL copy of the same rows
   with suite V (local Spark has no S3 connector), then records the dataset as the real step would
   see it on S3: the compact receipt's data URI and the content checksum computed by
@@ -234,7 +234,7 @@ class EmrSimulator:
     def _do_inject(self, args: list[str]) -> None:
         from pipeline import lineage
 
-        output = _arg(args, "--output").rstrip("/")
+        output = _arg(args, "--output-prefix").rstrip("/")
         dataset, _ = self.local_case()
         self._upload_tree(dataset / "phase4c", f"{output}/phase4c")
         run = _arg(args, "--pipeline-run")
@@ -245,7 +245,7 @@ class EmrSimulator:
         from emr_steps.compact import compaction_id
         from pipeline import lineage, storage
 
-        output = _arg(args, "--output").rstrip("/")
+        output = _arg(args, "--output-prefix").rstrip("/")
         run = _arg(args, "--pipeline-run")
         bucket, key = storage.split_s3(output)
         client = self.s3()
@@ -271,7 +271,7 @@ class EmrSimulator:
         from pipeline import storage
         from pipeline.dataset import files_checksum, open_dataset
 
-        dataset_uri, variant, out = _arg(args, "--dataset"), _arg(args, "--variant"), _arg(args, "--out")
+        dataset_uri, variant, out = _arg(args, "--output-prefix"), _arg(args, "--gate-suite"), _arg(args, "--out")
         doc = self._local_validation(variant)
         run = _arg(args, "--pipeline-run")
         if run:  # what the real step opens: exactly the run's compaction

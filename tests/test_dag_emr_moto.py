@@ -155,10 +155,10 @@ def test_emr_gate_passes_promotes_and_terminates(airflow_home, emr_env, moto_ser
         assert f"s3://{BUCKET}/code/dhs/0.1.0/emr_steps/{s.kind}.py" in args, s.cmdline()
         assert not any(a.startswith("s3a://") for a in args), s.cmdline()
     inject_args = sim.steps[0].args
-    assert inject_args[inject_args.index("--output") + 1] == conf["output_prefix"]
+    assert inject_args[inject_args.index("--output-prefix") + 1] == conf["output_prefix"]
     assert inject_args[inject_args.index("--bands") + 1] == "g,r,z"
     validate_args = sim.steps[2].args
-    assert validate_args[validate_args.index("--variant") + 1] == "demo"
+    assert validate_args[validate_args.index("--gate-suite") + 1] == "demo"
 
     # promotion record on S3, pinned to the compacted data the validation checked
     from pipeline import storage

@@ -18,6 +18,6 @@ def test_validate_step_exits_2_for_unusable_input_naming_it(spark, tmp_path, cap
     dataset, _ = make_case(tmp_path / "case", None)
     missing = tmp_path / "no_manifest"
     out = tmp_path / "validation" / "run1"
-    assert main(["--dataset", str(dataset), "--manifest", str(missing), "--variant", "demo", "--out", str(out)]) == 2
+    assert main(["--output-prefix", str(dataset), "--manifest-uri", str(missing), "--gate-suite", "demo", "--out", str(out)]) == 2
     assert str(missing) in capsys.readouterr().err
     assert not (out / "validation.json").exists()

@@ -293,7 +293,7 @@ def test_corrupt_parquet_under_a_crc_sidecar_is_exit_2_naming_the_file(spark, ga
     victim = sorted(d.rglob("part-*.parquet"))[0]
     assert (victim.parent / f".{victim.name}.crc").exists()
     flip_one_byte(victim)
-    code = main(["validate", str(tmp_path / "D"), "--manifest", str(m), "--variant", "demo",
+    code = main(["validate", str(tmp_path / "D"), "--manifest-uri", str(m), "--gate-suite", "demo",
                  "--out", str(tmp_path / "val"), "--no-docs"])
     err = capsys.readouterr().err
     assert code == 2, err

@@ -41,7 +41,7 @@ def test_task_id_ranges_are_contiguous_sorted_and_keep_every_row(spark):
 def test_multi_file_compaction_keeps_rows_and_layout(spark, small_dataset):  # noqa: F811
     src = ds.resolve_data_uri(str(small_dataset))
     before = ds.rows_digest(src)
-    summary = compact.run(["--output", str(small_dataset), "--run-id", "c1", "--target-file-mb", "0.6"])
+    summary = compact.run(["--output-prefix", str(small_dataset), "--run-id", "c1", "--target-file-mb", "0.6"])
     new = ds.resolve_data_uri(str(small_dataset))
     assert ds.rows_digest(new) == before  # every row, every column value
     meta = ds.read_metadata(new)

@@ -67,7 +67,7 @@ def test_compaction_keeps_rows_reduces_files_and_switches_current(spark, small_d
     assert src.endswith("phase4c")
     before = ds.rows_digest(src)
     n_files_before, bytes_before = ds.dir_stats(src)
-    summary = compact.run(["--output", str(small_dataset), "--run-id", "c1", "--target-file-mb", "0.6"])
+    summary = compact.run(["--output-prefix", str(small_dataset), "--run-id", "c1", "--target-file-mb", "0.6"])
     assert summary["current"] == "compacted/c1"
     assert json.loads((small_dataset / "CURRENT").read_text())["data"] == "compacted/c1"
     new = ds.resolve_data_uri(str(small_dataset))
@@ -84,7 +84,7 @@ def test_compaction_keeps_rows_reduces_files_and_switches_current(spark, small_d
 
 
 def test_interrupted_compaction_leaves_current_whole(spark, small_dataset):
-    compact.run(["--output", str(small_dataset), "--run-id", "c1", "--target-file-mb", "0.6"])
+    compact.run(["--output-prefix", str(small_dataset), "--run-id", "c1", "--target-file-mb", "0.6"])
     current_before = (small_dataset / "CURRENT").read_bytes()
     h = ds.rows_digest(str(small_dataset))
 
@@ -95,7 +95,7 @@ def test_interrupted_compaction_leaves_current_whole(spark, small_dataset):
         raise Crash("killed before the switch")
 
     with pytest.raises(Crash):
-        compact.run(["--output", str(small_dataset), "--run-id", "c2", "--target-file-mb", "100"], before_switch=crash)
+        compact.run(["--output-prefix", str(small_dataset), "--run-id", "c2", "--target-file-mb", "100"], before_switch=crash)
     assert (small_dataset / "CURRENT").read_bytes() == current_before
     assert ds.resolve_data_uri(str(small_dataset)).endswith("compacted/c1")
     assert ds.rows_digest(str(small_dataset)) == h
@@ -103,7 +103,7 @@ def test_interrupted_compaction_leaves_current_whole(spark, small_dataset):
     shutil.rmtree(small_dataset / "compacted" / "c2" / "region_split=test")
     (small_dataset / "compacted" / "c2" / "_dhs_dataset.json").unlink()
     # the retry reads the current (compacted) data: never in place, a new prefix again
-    compact.run(["--output", str(small_dataset), "--run-id", "c2", "--target-file-mb", "100"])
+    compact.run(["--output-prefix", str(small_dataset), "--run-id", "c2", "--target-file-mb", "100"])
     assert ds.resolve_data_uri(str(small_dataset)).endswith("compacted/c2")
     assert ds.dir_stats(ds.resolve_data_uri(str(small_dataset)))[0] == 3  # one file per split
     assert ds.rows_digest(str(small_dataset)) == h
@@ -114,7 +114,7 @@ def test_compaction_refuses_incomplete_source(spark, small_dataset):
 
     (small_dataset / "phase4c" / "_dhs_dataset.json").unlink()
     with pytest.raises(InputError, match="_dhs_dataset.json"):
-        compact.run(["--output", str(small_dataset)])
+        compact.run(["--output-prefix", str(small_dataset)])
     assert not (small_dataset / "CURRENT").exists()
 
 
@@ -132,7 +132,7 @@ def test_pipeline_run_compacts_the_runs_rows_not_current(spark, small_dataset):
     folder, leaves CURRENT alone and records what it wrote. Rerun: the same folder, reused."""
     from pipeline import lineage
 
-    compact.run(["--output", str(small_dataset), "--run-id", "old", "--target-file-mb", "100"])
+    compact.run(["--output-prefix", str(small_dataset), "--run-id", "old", "--target-file-mb", "100"])
     assert ds.resolve_data_uri(str(small_dataset)).endswith("compacted/old")
     # the next run's inject rewrites phase4c: drop a file's worth of rows from the old compaction's view
     victim = sorted((small_dataset / "phase4c" / "region_split=train").glob("*.parquet"))[0]
@@ -145,7 +145,7 @@ def test_pipeline_run_compacts_the_runs_rows_not_current(spark, small_dataset):
     _inject_receipt(small_dataset)
     current_before = (small_dataset / "CURRENT").read_bytes()
 
-    summary = compact.run(["--output", str(small_dataset), "--pipeline-run", "r1", "--target-file-mb", "100"])
+    summary = compact.run(["--output-prefix", str(small_dataset), "--pipeline-run", "r1", "--target-file-mb", "100"])
     assert "/compacted/c-" in summary["data"] and "current" not in summary
     assert (small_dataset / "CURRENT").read_bytes() == current_before  # the promotion moves it, not compact
     assert ds.rows_digest(summary["data"]) == ds.rows_digest(str(small_dataset / "phase4c"))  # run's rows
@@ -153,7 +153,7 @@ def test_pipeline_run_compacts_the_runs_rows_not_current(spark, small_dataset):
     receipt = lineage.read_receipt(str(small_dataset), "r1", "compact")
     assert receipt["data_uri"] == summary["data"] and receipt["content_checksum"] == summary["content_checksum"]
     assert ds.read_metadata(summary["data"])["content_checksum"] == summary["content_checksum"]
-    again = compact.run(["--output", str(small_dataset), "--pipeline-run", "r1", "--target-file-mb", "100"])
+    again = compact.run(["--output-prefix", str(small_dataset), "--pipeline-run", "r1", "--target-file-mb", "100"])
     assert again["data"] == summary["data"] and again["reused"] is True
     assert again["content_checksum"] == summary["content_checksum"]
 
@@ -163,14 +163,14 @@ def test_pipeline_run_refuses_rows_changed_after_inject(spark, small_dataset, ca
     victim = sorted((small_dataset / "phase4c").rglob("*.parquet"))[0]
     data = victim.read_bytes()
     victim.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])  # same size
-    assert compact.main(["--output", str(small_dataset), "--pipeline-run", "r1"]) == 1
+    assert compact.main(["--output-prefix", str(small_dataset), "--pipeline-run", "r1"]) == 1
     err = capsys.readouterr().err
     assert "what run r1's inject wrote" in err and "phase4c" in err and "nothing was compacted" in err
     assert not (small_dataset / "compacted").exists()
 
 
 def test_pipeline_run_without_inject_receipt_is_exit_2(small_dataset, capsys):
-    assert compact.main(["--output", str(small_dataset), "--pipeline-run", "r9"]) == 2
+    assert compact.main(["--output-prefix", str(small_dataset), "--pipeline-run", "r9"]) == 2
     assert "runs/r9/inject.json" in capsys.readouterr().err
 
 
@@ -182,6 +182,6 @@ def test_corrupt_source_file_is_exit_2_naming_it(spark, small_dataset, tmp_path,
     victim = sorted((root / "phase4c").rglob("part-*.parquet"))[0]
     data = victim.read_bytes()
     victim.write_bytes(data[:200] + bytes([data[200] ^ 1]) + data[201:])
-    assert compact.main(["--output", str(root), "--run-id", "c1"]) == 2
+    assert compact.main(["--output-prefix", str(root), "--run-id", "c1"]) == 2
     err = capsys.readouterr().err
     assert victim.name in err and "unreadable data file" in err and "Traceback" not in err

@@ -55,14 +55,11 @@ from pipeline.dataset.metadata import (
 )
 from pipeline.dataset.parquet import SPARK_PARQUET_OPTIONS, records_to_batch, spark_arrow_schema
 
-# TODO(integration): remove after emr_steps/inject.py imports pipeline.storage.sha256 (same function).
-uri_sha256 = storage.sha256
-
 __all__ = [
     "COMPACTED_DIR", "CURRENT_FILE", "FORMAT", "METADATA_FILE", "PHASE4C_DIR", "SPARK_PARQUET_OPTIONS",
     "SUCCESS_FILE", "DataFile", "Dataset", "build_metadata", "check_split_names", "column_docs", "completeness",
     "data_files", "dir_stats", "files_checksum", "find_data_uri", "git_commit", "list_data_files",
     "open_dataset", "phase4c_uri", "read_any_metadata", "read_metadata", "read_rows", "records_to_batch",
-    "remove_metadata", "resolve_data_uri", "rows_digest", "set_current", "spark_arrow_schema", "uri_sha256",
+    "remove_metadata", "resolve_data_uri", "rows_digest", "set_current", "spark_arrow_schema",
     "utc_now", "write_metadata",
 ]

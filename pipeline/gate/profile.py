@@ -38,6 +38,8 @@ native Spark column expressions (pipeline.gate.spark_physics). No Python UDF run
 from __future__ import annotations
 
 import math
+import time
+from contextlib import contextmanager
 
 import numpy as np
 from pyspark.sql import functions as F
@@ -52,23 +54,30 @@ QUANTILES = (5, 25, 50, 75, 95)
 #: Kolmogorov critical value c(alpha) for alpha = 0.001: sqrt(-ln(alpha / 2) / 2).
 KS_C_ALPHA = math.sqrt(-math.log(0.001 / 2) / 2)
 
-# TODO(integration): remove after benchmarks/gate_bench.py's _time_jobs times jobs 2 and 3 by
-# patching pipeline.gate.histograms.count_histograms and pipeline.gate.identity.uniqueness_and_leakage
-# (and this module calls them through their modules). Until then profile_and_contract calls jobs 2
-# and 3 through these module attributes, which the benchmark replaces with timed wrappers.
-_histograms = histograms.count_histograms
-_uniqueness_and_leakage = identity.uniqueness_and_leakage
+
+@contextmanager
+def _timed(timings: dict | None, job: str):
+    """Record the wall seconds of one of the gate's Spark jobs into `timings` (when given)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[job] = round(time.perf_counter() - t0, 2)
 
 
 def profile_and_contract(df, *, run_config, hlr_filter_arcsec, files_per_split: dict | None = None,
-                         include_pixels: bool = True, n_examples: int = 3, manifest_identity: dict | None = None):
+                         include_pixels: bool = True, n_examples: int = 3, manifest_identity: dict | None = None,
+                         timings: dict | None = None):
     """(ContractResult, profile) with the row contract's counters fused into the profile's jobs:
     job 1 counts every contract check per split in the same scan as the summary, job 3 checks
     task_id uniqueness with the LRG leakage. Same results as row_contract.check_row_contract.
 
     `manifest_identity` (manifest.json's `identity`, pipeline.task_identity.manifest_identity):
     when given, job 1 also fingerprints the rows' task identities and job 3 runs only if they
-    differ from the manifest's (see the module docstring)."""
+    differ from the manifest's (see the module docstring).
+
+    `timings`, when given, receives the wall seconds of each Spark job (benchmarks/gate_bench.py)."""
     schema_errors = row_contract.schema_errors(df, include_pixels)
     if row_contract.KEY_COLUMNS - set(df.columns):
         return row_contract.ContractResult(False, -1, schema_errors, {}), None
@@ -76,15 +85,18 @@ def profile_and_contract(df, *, run_config, hlr_filter_arcsec, files_per_split: 
         manifest_identity = None
     preds = row_contract.row_predicates(run_config, df.columns)
     contract_aggs = [F.sum(v.cast("long")).alias(f"__c{i}") for i, v in enumerate(preds.values())]
-    summary = _summary(df, hlr_filter_arcsec, contract_aggs + (identity.identity_sums() if manifest_identity else []))
+    summary = _summary(df, hlr_filter_arcsec, contract_aggs + (identity.identity_sums() if manifest_identity else []),
+                       timings=timings)
     rows = sum(int(s["rows"]) for s in summary.values())
     scalar = _scalar_frame(df)
-    hist, reuse = _histograms(scalar, run_config)
+    with _timed(timings, "2_histograms_cosmos"):
+        hist, reuse = histograms.count_histograms(scalar, run_config)
     uniq = identity.identity_from_manifest(summary, rows, manifest_identity)
     checked = {"checked_by": "manifest fingerprint" if uniq else "exact shuffle",
                "matches_manifest": (uniq is not None) if manifest_identity else None}
     if uniq is None:
-        uniq = _uniqueness_and_leakage(scalar, n_examples=n_examples)
+        with _timed(timings, "3_unique_task_id_lrg_leakage"):
+            uniq = identity.uniqueness_and_leakage(scalar, n_examples=n_examples)
     counts = [sum(int(s[f"__c{i}"] or 0) for s in summary.values()) for i in range(len(preds))]
     contract = row_contract.contract_result(
         df, schema_errors, preds, counts, rows=rows,
@@ -159,11 +171,13 @@ def _quantiles(df) -> dict:
     return {r["region_split"]: r.asDict() for r in rows}
 
 
-def _summary(df, hlr_filter_arcsec, extra_aggs=()) -> dict:
+def _summary(df, hlr_filter_arcsec, extra_aggs=(), timings: dict | None = None) -> dict:
     """Jobs 1 and 1b: {split: aggregates}."""
-    summary = {r["region_split"]: r.asDict() for r in
-               df.groupBy("region_split").agg(*_summary_aggs(hlr_filter_arcsec), *extra_aggs).collect()}
-    quantiles = _quantiles(_scalar_frame(df))
+    with _timed(timings, "1_contract_counters_summary"):
+        summary = {r["region_split"]: r.asDict() for r in
+                   df.groupBy("region_split").agg(*_summary_aggs(hlr_filter_arcsec), *extra_aggs).collect()}
+    with _timed(timings, "1b_quantiles"):
+        quantiles = _quantiles(_scalar_frame(df))
     for split, s in summary.items():
         q = quantiles.get(split, {})
         s["arc_snr_q"] = q.get("arc_snr_q")
