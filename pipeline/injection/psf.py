@@ -382,8 +382,8 @@ def psf_for_task(config, fwhm_arcsec: Mapping[str, float]) -> PSFModel:
 def as_psf_model(psf: "PSFModel | Sequence[float]", moffat_beta: float | None) -> PSFModel:
     """A PSFModel as given, or the pre-seam arguments (a FWHM per band + moffat_beta) as a
     MoffatPSF with bands named "0", "1", ... (positional)."""
-    # TODO(integration): benchmarks/injection_bench.py still calls render_arc /
-    # naive_render_arcs with (FWHMs, beta); switch it to a MoffatPSF and drop this path.
+    # kept on purpose: the benchmarks and quick experiments pass (FWHMs, beta); tests/test_psf_seam.py
+    # checks that both spellings render identical arcs
     if isinstance(psf, PSFModel):
         if moffat_beta is not None:
             raise TypeError("moffat_beta is given by the PSF object; pass one or the other")
