@@ -20,7 +20,6 @@ Pure Python + pyarrow; Spark appears only in `rows_digest` when it is handed a S
 Import the names from here (`from pipeline.dataset import ...` or `from pipeline import dataset`).
 """
 
-from pipeline import storage
 from pipeline.dataset.checksums import files_checksum, rows_digest
 from pipeline.dataset.layout import (
     COMPACTED_DIR,
