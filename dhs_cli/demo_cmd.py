@@ -46,23 +46,35 @@ def _dhs(argv: list[str]) -> None:
         raise SystemExit(code)
 
 
+def input_commands(out: Path) -> dict[str, list[str]]:
+    """The `dhs` command lines that make the demo's survey, bank and manifest under `out` (the same
+    commands a user runs; tests parse each one, so a renamed flag cannot break `make demo` alone)."""
+    survey, bank_dir, manifest = out / "survey", out / "bank", out / "manifest"
+    real = REPO_ROOT / "data" / "hst_galaxies"
+    return {
+        "survey": ["survey", "synth", "--out", str(survey), "--quiet"],
+        "bank": ["bank", "synth", "--out", str(bank_dir), "--n", "300", "--include-real", str(real)],
+        "manifest": ["manifest", "--lrg", str(survey / "lrg.parquet"), "--cosmos-bank-h5",
+                     str(bank_dir / "cosmos_bank.h5"), "--run-config", "demo", "--out", str(manifest)],
+    }
+
+
 def make_inputs(out: Path) -> dict:
     """Survey, bank and manifest under `out`, made once and reused."""
     survey, bank_dir, manifest = out / "survey", out / "bank", out / "manifest"
+    commands = input_commands(out)
     t0 = time.time()
     if not (survey / "survey.json").is_file():
-        _dhs(["survey", "synth", "--out", str(survey), "--quiet"])
+        _dhs(commands["survey"])
     else:
         print(f"reusing survey {survey}")
     bank = bank_dir / "cosmos_bank.h5"
     if not bank.is_file():
-        real = REPO_ROOT / "data" / "hst_galaxies"
-        _dhs(["bank", "synth", "--out", str(bank_dir), "--n", "300", "--include-real", str(real)])
+        _dhs(commands["bank"])
     else:
         print(f"reusing bank {bank}")
     if not (manifest / "manifest.json").is_file():
-        _dhs(["manifest", "--lrg", str(survey / "lrg.parquet"), "--bank", str(bank), "--config", "demo",
-              "--out", str(manifest)])
+        _dhs(commands["manifest"])
     else:
         print(f"reusing manifest {manifest}")
     print(f"inputs ready in {time.time() - t0:.0f} s")

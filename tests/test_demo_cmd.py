@@ -38,3 +38,22 @@ def test_a_failed_database_migration_stops_the_demo_naming_its_log(tmp_path):
 
     with pytest.raises(SystemExit, match=r"airflow db migrate.*exit 1.*db_migrate\.log"):
         wait_db_migrate(subprocess.Popen(["false"]), tmp_path)
+
+
+def test_every_command_the_demo_runs_parses_with_the_dhs_parser(tmp_path):
+    """`make demo` makes its inputs with `dhs survey synth`, `dhs bank synth` and `dhs manifest`:
+    each command line must parse (a renamed flag once broke only `make demo`), and the DAG conf it
+    triggers with holds only trigger-form fields."""
+    from dhs_cli.demo_cmd import dag_conf, input_commands
+    from dhs_cli.main import build_parser
+    from pipeline import run_params
+
+    parser = build_parser()
+    for name, argv in input_commands(tmp_path).items():
+        args = parser.parse_args(argv)
+        assert args.command == argv[0], name
+    manifest = parser.parse_args(input_commands(tmp_path)["manifest"])
+    assert manifest.cosmos_bank_h5.endswith("cosmos_bank.h5") and manifest.run_config == "demo"
+    inputs = {"manifest": tmp_path / "m", "coadd_cache_prefix": tmp_path / "c", "bank": tmp_path / "b.h5"}
+    conf = dag_conf(inputs, tmp_path, "demo", "local[2]")
+    assert set(conf) <= set(run_params.BY_NAME), set(conf) - set(run_params.BY_NAME)
