@@ -111,7 +111,7 @@ def check_run_config(value: str) -> str:
     except InputError:
         # the loader's message quotes the YAML (keys, snippets): say only which field is wrong
         raise InputError("run_config", f"{path.relative_to(root)} is not a valid run config "
-                                       "(check it with `dhs manifest --config FILE`)") from None
+                                       "(check it with `dhs manifest --run-config FILE`)") from None
     return str(path)
 
 
