@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import write_results
+from benchmarks.common import cpu_model, write_results
 
 RESULTS = Path(__file__).parent / "results" / "gate.json"
 
@@ -313,7 +313,7 @@ def main(argv=None) -> int:
     out = {
         "command": "python -m benchmarks.gate_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "rows": args.rows, "cores": args.cores, "identity": args.identity, "host": platform.node(),
-        "machine": {"cpu": _cpu_model(), "vcpus": os.cpu_count()},
+        "machine": {"cpu": cpu_model(), "vcpus": os.cpu_count()},
         "load_avg_1m_before": load_before,
         "note": "load averages recorded before, after each run and at the end",
         "table_build_s": round(build_s, 1), "spark_conf_extra": extra,
@@ -377,16 +377,6 @@ def main(argv=None) -> int:
           f"suites {gate_runs[-1]['suites_s']:.1f} s)")
     print(f"written {path}")
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

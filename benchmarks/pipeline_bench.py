@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import write_results
+from benchmarks.common import cpu_model, write_results
 
 RESULTS = Path(__file__).parent / "results" / "pipeline.json"
 TARGETS = {"inject": 1.5, "inject+compact+validate": 3.0}
@@ -58,16 +58,6 @@ def _dhs(*args: str, ok_codes=(0,)) -> tuple[subprocess.CompletedProcess, float,
         raise SystemExit(f"failed (exit {proc.returncode}): {' '.join(cmd)}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return proc, wall, cpu
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def in_process_row_cpu_s(manifest: Path, survey: Path, bank_path: Path, n: int) -> float:
