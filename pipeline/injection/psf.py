@@ -10,9 +10,9 @@ centred on the middle pixel and normalised to sum 1, so convolving conserves flu
 Size: the half-width is the smallest whole number of pixels reaching the radius that holds 99.5%
 of the analytic flux (the square kernel then holds a little more than the circle), capped at
 `MAX_RADIUS_PIX` = 31 so a kernel never exceeds the 64x64 stamp (seed section 5.2: "PSF kernel >
-stamp size: stamps failed"). With beta = 3.5 the 99.5% radius is 2.90 x FWHM, so the cap starts to
-cut below 99.5% only for FWHM > 31 x 0.262 / 2.90 = 2.80 arcsec (DR10 seeing is almost always
-below 2"); for beta = 2.5 the cap binds above FWHM ~ 1.2". When it binds, the kernel holds
+stamp size: stamps failed"). With beta = 3.5 the 99.5% radius is 2.89 x FWHM, so the cap starts to
+cut below 99.5% only for FWHM > 31 x 0.262 / 2.89 = 2.81 arcsec (DR10 seeing is almost always
+below 2"); for beta = 2.5 the cap binds from FWHM ~ 1.6" (30 pixels at 1.5", 31 at 1.6"). When it binds, the kernel holds
 `moffat_enclosed_fraction(31.5 pixels)` of the analytic flux before normalisation; the missing far
 wing is redistributed by the normalisation, which keeps the arc's total flux right.
 """
@@ -36,7 +36,7 @@ MAX_RADIUS_PIX = 31
 #: across stamps; the rounded value is what a row records as psf_fwhm_<band> (error <= 0.005").
 FWHM_STEP_ARCSEC = 0.01
 #: Sub-samples per pixel side for the pixel integration (odd: one sub-sample sits on each
-#: pixel centre, so the kernel stays exactly symmetric).
+#: pixel centre, so the kernel stays symmetric to rounding, ~5e-16 relative).
 _SUBSAMPLE = 9
 
 
