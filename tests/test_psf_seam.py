@@ -61,7 +61,15 @@ class ArrayPSF(PSFModel):
         return psf_mod._wrapped_rfft(self.kernel(band, pixel_scale_arcsec, supersample), fft_size)
 
     def to_lenstronomy(self, band, pixel_scale_arcsec, supersampling, subgrid_convolution=True):
-        raise NotImplementedError
+        """Its own pixel (or sub-grid) kernel as lenstronomy's PIXEL PSF."""
+        size = self._kernels[(band, 1)].shape[0]
+        if subgrid_convolution:
+            ss = int(supersampling)
+            if (band, ss) not in self._kernels:
+                raise KeyError(f"no {ss}x sub-grid kernel for band {band!r}")
+            return ({"psf_type": "PIXEL", "kernel_point_source": np.array(self._kernels[(band, ss)]),
+                     "point_source_supersampling_factor": ss}, size)
+        return {"psf_type": "PIXEL", "kernel_point_source": np.array(self._kernels[(band, 1)])}, size
 
     def row_columns(self):
         return {**{f"psf_fwhm_{b}": f for b, f in self._fwhm.items()}, "moffat_beta": None}
@@ -129,3 +137,18 @@ def test_lenstronomy_truth_takes_the_object_and_builds_fresh_models(bank):
     # a different source through the same PSF object renders itself (no cached interpolator)
     other = lenstronomy_psf_render(bank.images[1], LENS, SRC_POS, psf, "r", supersampling=4)
     assert np.abs(other - via_object).sum() > 0.05 * np.abs(via_object).sum()
+
+
+def test_a_pixelized_psf_hands_lenstronomy_its_own_kernels():
+    """The truth render's seam: the new class gives lenstronomy exactly its stored kernels, and
+    lenstronomy accepts them."""
+    from lenstronomy.Data.psf import PSF
+
+    array_psf = ArrayPSF.from_conditions({"g": 1.3, "r": 1.1}, RunConfig())
+    for subgrid, ss in ((False, 1), (True, 2)):
+        kwargs, size = array_psf.to_lenstronomy("r", S, ss, subgrid_convolution=subgrid)
+        np.testing.assert_array_equal(kwargs["kernel_point_source"], array_psf.kernel("r", S, ss))
+        assert size == array_psf.kernel("r", S).shape[0]
+        PSF(**kwargs)
+    with pytest.raises(KeyError, match="no 4x sub-grid kernel"):
+        array_psf.to_lenstronomy("r", S, 4)
