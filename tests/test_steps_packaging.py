@@ -19,8 +19,10 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_the_package_and_entry_scripts(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for mod in ("pipeline/__init__.py", "pipeline/contract.py", "pipeline/dataset.py", "pipeline/storage.py",
-                "pipeline/configs/demo.yaml", "emr_steps/__init__.py", "emr_steps/inject.py", "emr_steps/compact.py",
+    for mod in ("pipeline/__init__.py", "pipeline/contract.py", "pipeline/dataset/__init__.py",
+                "pipeline/dataset/checksums.py", "pipeline/storage.py", "pipeline/run_params.py",
+                "pipeline/bands.py", "pipeline/injection/psf.py", "pipeline/gate/profile.py",
+                "pipeline/configs/demo.yaml", "dhs_cli/main.py", "emr_steps/__init__.py", "emr_steps/inject.py", "emr_steps/compact.py",
                 "emr_steps/steps.py", "emr_steps/args.py", "emr_steps/bootstrap.sh"):
         assert mod in names, f"{mod} missing from {wheel.name}"
     assert not any(n.startswith("tests/") for n in names)
