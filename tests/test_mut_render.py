@@ -78,9 +78,21 @@ def _support_by_hand(sb, scale):
     return (r + math.sqrt(2.0)) * scale if found else 0.0
 
 
+_TRUTH: dict = {}
+
+
 def _truth_lensed(sb, scale, lens, src, n_pix, s, lo, hi, step_pix, k):
     """The docstring's steps 2-4 pixel by pixel (lenstronomy ray-trace and INTERPOL): [k n, k n]
-    flux per sub-pixel and the number of pixels the keep rule keeps."""
+    flux per sub-pixel and the number of pixels the keep rule keeps. Memoised on the arguments
+    (the image by its bytes): it uses nothing of render.py, so a cached truth is still the truth."""
+    key = (np.asarray(sb, float).tobytes(), sb.shape, scale, lens, src, n_pix, s, lo, hi, step_pix, k)
+    if key not in _TRUTH:
+        _TRUTH[key] = _truth_lensed_uncached(sb, scale, lens, src, n_pix, s, lo, hi, step_pix, k)
+    out, kept = _TRUTH[key]
+    return out.copy(), kept
+
+
+def _truth_lensed_uncached(sb, scale, lens, src, n_pix, s, lo, hi, step_pix, k):
     c = n_pix // 2
     lcx = lens.center_x_arcsec if lens is not None else 0.0
     lcy = lens.center_y_arcsec if lens is not None else 0.0
@@ -330,6 +342,8 @@ LENSES = {
     "sie": LensParams(0.9, 0.15, -0.1, 0.04, -0.03, 0.1, -0.05),
     "shear_only": LensParams(0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0),
     "none": None,
+    "shear_one": LensParams(0.5, 0.1, 0.0, 1.0, 0.0, 0.0, 0.0),  # gamma = 1: no window at all
+    "shear_strong": LensParams(0.5, 0.0, 0.1, 0.0, 1.5, 0.1, 0.0),  # gamma > 1: no window either
 }
 
 
@@ -340,6 +354,8 @@ LENSES = {
     ("shear_only", SourcePlacement(0.0, 0.0, 0.3), 20, S, 2, 6, 1.5, 1),
     ("shear_only", SourcePlacement(0.07, -0.02, 0.0), 20, S, 2, 6, 1.5, 2),
     ("none", SourcePlacement(0.3, -0.4, 1.0), 13, S, 4, 12, 1.5, 2),
+    ("shear_one", SourcePlacement(0.02, 0.01, 0.0), 12, S, 2, 4, 1.5, 1),
+    ("shear_strong", SourcePlacement(0.0, 0.03, 0.5), 12, S, 2, 4, 1.5, 2),
 ])
 def test_lensed_image_equals_the_docstring_pixel_by_pixel(lens_name, src, n_pix, s, lo, hi, step, k):
     lens = LENSES[lens_name]
@@ -409,8 +425,8 @@ def test_convolve_bands_with_fwhm_list_beta_and_pixel_scale():
     assert convolve_bands(np.zeros((30, 30)), [1.0, 2.0], [1.0, 1.2], 2.5).shape == (2, 30, 30)
 
 
-@pytest.mark.parametrize("k,box", [(2, (40, 52, 44, 49)), (2, (0, 5, 0, 9)), (2, (120, 128, 119, 128)),
-                                   (3, (30, 40, 60, 64)), (2, (0, 128, 0, 128)), (1, (10, 20, 30, 40))])
+@pytest.mark.parametrize("k,box", [(2, (41, 53, 45, 53)), (2, (0, 5, 0, 9)), (2, (120, 128, 119, 128)),
+                                   (3, (29, 40, 59, 64)), (2, (0, 128, 0, 128)), (1, (10, 20, 30, 40))])
 def test_convolve_bands_subgrid_equals_direct_convolution_binned(k, box):
     n = 64 if k != 3 else 32
     r0, r1, c0, c1 = box
@@ -424,6 +440,26 @@ def test_convolve_bands_subgrid_equals_direct_convolution_binned(k, box):
     for i, band in enumerate(psf.bands):
         truth = flux[i] * _bin(_direct_convolution(img, psf.kernel(band, S, k), k * n, 0), k)
         np.testing.assert_allclose(out[i], truth, rtol=0, atol=1e-12 * truth.max())
+
+
+@pytest.mark.parametrize("k,i,j", [(2, 63, 64), (2, 1, 0), (3, 40, 20), (2, 127, 127)])
+def test_a_single_sub_pixel_comes_back_as_the_binned_kernel(k, i, j):
+    """One non-zero sub-pixel (a single row and column): the result is the sub-grid kernel centred
+    on it, summed k x k into pixels by a loop, cut at the stamp edge."""
+    n = 64 if k == 2 else 30
+    img = np.zeros((k * n, k * n))
+    img[i, j] = 1.0
+    psf = MoffatPSF({"r": 1.3}, 3.5)
+    kern = psf.kernel("r", S, k)
+    r = kern.shape[0] // 2
+    truth = np.zeros((n, n))
+    for a in range(kern.shape[0]):
+        for b in range(kern.shape[1]):
+            y, x = i + a - r, j + b - r
+            if 0 <= y < k * n and 0 <= x < k * n:
+                truth[y // k, x // k] += 2.5 * kern[a, b]
+    out = convolve_bands_subgrid(img, k, [2.5], psf)
+    np.testing.assert_allclose(out[0], truth, rtol=0, atol=1e-12 * truth.max())
 
 
 def test_convolve_bands_subgrid_with_fwhm_list_beta_and_pixel_scale():
