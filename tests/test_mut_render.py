@@ -263,7 +263,7 @@ def test_deflection_bound_holds_everywhere_and_gamma_is_the_shear_rate():
 
 # ---------------------------------------------------------------- ray shooting (_lens_args)
 
-@pytest.mark.parametrize("e1,e2", [(0.2, -0.1), (0.0, 0.0), (-0.3, 0.35)])
+@pytest.mark.parametrize("e1,e2", [(0.2, -0.1), (0.0, 0.0), (-0.3, 0.35), (0.9, 0.6)])  # |e| > 0.9999: clipped
 def test_ray_shooting_next_to_the_singular_centre_equals_lenstronomy(e1, e2):
     """Within 1e-9" of the centre the SIE's 1e-10 core (s = 1e-10 / sqrt(q)) sets the deflection."""
     lens = LensParams(1.1, e1, e2, 0.02, 0.01, 0.4, -0.3)
@@ -377,6 +377,33 @@ def test_lensed_image_defaults_and_keywords():
     truth, kept = _truth_lensed(sb, SRC, lens, src, 64, S, 4, 12, 1.5, 1)
     assert n == kept
     np.testing.assert_allclose(img, truth, rtol=1e-9, atol=1e-12 * truth.max())
+
+
+@pytest.mark.parametrize("lens_name,n_pix,k", [("none", 7, 1), ("none", 6, 2), ("sie", 7, 1), ("sie", 6, 2),
+                                                ("sie", 1, 1), ("sie", 1, 2), ("none", 1, 1)])
+def test_light_up_to_every_edge_of_the_stamp_and_one_pixel_stamps(lens_name, n_pix, k):
+    """A source wider than the stamp (0.1" pixels, 1.5" radius): every edge row and column is lit;
+    a 1 x 1 stamp is one pixel, kept and traced."""
+    lens = LENSES[lens_name]
+    src = SourcePlacement(0.05, -0.08, 0.3)
+    sb = source_unit_surface_brightness(_blob(n=41, seed=5, sigma=7.0), 0.1)
+    truth, kept = _truth_lensed(sb, 0.1, lens, src, n_pix, S, 3, 6, 1.5, k)
+    assert truth[0].all() and truth[-1].all() and truth[:, 0].all() and truth[:, -1].all()
+    img, n_traced = lensed_source_image(sb, 0.1, lens, src, n_pix, S, 3, 6, 1.5, k)
+    assert n_traced == kept == n_pix * n_pix
+    np.testing.assert_allclose(img, truth, rtol=1e-9, atol=1e-12 * truth.max())
+
+
+@pytest.mark.parametrize("lens_name", ["none", "sie"])
+def test_an_empty_source_keeps_only_the_pixels_whose_box_holds_its_centre(lens_name):
+    """Support radius 0: a pixel is kept when its widened source-plane box contains the source
+    centre (distance 0 <= 0); the image is all zero."""
+    lens = LENSES[lens_name]
+    src = SourcePlacement(0.02, 0.01, 0.0)
+    sb = np.zeros((9, 9))
+    truth, kept = _truth_lensed(sb, SRC, lens, src, 12, S, 2, 4, 1.5, 1)
+    img, n_traced = lensed_source_image(sb, SRC, lens, src, 12, S, 2, 4, 1.5)
+    assert kept > 0 and n_traced == kept and not img.any() and not truth.any()
 
 
 def test_source_outside_the_stamp_gives_zeros_and_no_traced_pixel():
@@ -510,6 +537,20 @@ def test_render_arc_with_a_psf_object_and_defaults():
     for i, band in enumerate(psf.bands):
         arc = [1.0, 2.0][i] * _bin(_direct_convolution(truth_sub, psf.kernel(band, S, 2), 128, 0), 2)
         np.testing.assert_allclose(out.arcs[i], arc, rtol=0, atol=1e-6 * arc.max())
+
+
+def test_render_arc_of_a_source_half_outside_the_stamp_has_magnification_below_one():
+    """No lens deflection (theta_E 0, no shear): the source straddles the stamp's left edge, so the
+    in-stamp flux (= magnification) is about 1/2, accepted."""
+    lens = LensParams(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    src = SourcePlacement(-16 * S - 0.5 * S, 0.0, 0.0)
+    stamp = _blob(seed=6)
+    out = render_arc(stamp, SRC, lens, src, [1.0], MoffatPSF({"r": 1.0}, 3.5), n_pix=32)
+    sb = stamp / stamp.sum() / SRC**2
+    truth_sub, kept = _truth_lensed(sb, SRC, lens, src, 32, S, 4, 12, 1.5, 2)
+    assert 0.2 < truth_sub.sum() < 0.8
+    assert out.magnification == pytest.approx(truth_sub.sum(), rel=1e-9)
+    assert out.n_pixels_traced == kept
 
 
 def test_render_arc_refuses_a_source_lensed_outside_the_stamp():
