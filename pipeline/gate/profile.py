@@ -112,7 +112,7 @@ def profile_and_contract(df, *, run_config, hlr_filter_arcsec, files_per_split: 
 # --- job 1 and 1b: the per-split summary and quantiles ----------------------------------------
 
 
-def _summary_aggs(hlr_filter_arcsec) -> list:
+def summary_aggs(hlr_filter_arcsec) -> list:
     """Job 1's per-split aggregates (the profile's part)."""
     col = F.col
     inj_ok = (~col("is_control")) & col("cutout_ok")
@@ -156,7 +156,7 @@ def _summary_aggs(hlr_filter_arcsec) -> list:
     ]
 
 
-def _quantiles(df) -> dict:
+def split_quantiles(df) -> dict:
     """Job 1b: arc_snr and magnification quantiles of the ok injection rows, per split.
     percentile_approx is an object aggregate: Spark runs it without code generation, so it gets a
     job of its own on two pre-filtered columns instead of slowing job 1's ~90 aggregates down."""
@@ -175,9 +175,9 @@ def _summary(df, hlr_filter_arcsec, extra_aggs=(), timings: dict | None = None) 
     """Jobs 1 and 1b: {split: aggregates}."""
     with _timed(timings, "1_contract_counters_summary"):
         summary = {r["region_split"]: r.asDict() for r in
-                   df.groupBy("region_split").agg(*_summary_aggs(hlr_filter_arcsec), *extra_aggs).collect()}
+                   df.groupBy("region_split").agg(*summary_aggs(hlr_filter_arcsec), *extra_aggs).collect()}
     with _timed(timings, "1b_quantiles"):
-        quantiles = _quantiles(_scalar_frame(df))
+        quantiles = split_quantiles(_scalar_frame(df))
     for split, s in summary.items():
         q = quantiles.get(split, {})
         s["arc_snr_q"] = q.get("arc_snr_q")
