@@ -440,6 +440,25 @@ def test_convolve_bands_equals_direct_convolution(box):
         np.testing.assert_allclose(out[i], truth, rtol=0, atol=1e-12 * truth.max())
 
 
+@pytest.mark.parametrize("i,j", [(31, 40), (0, 63), (63, 0)])
+def test_convolve_bands_of_a_single_pixel_is_the_kernel(i, j):
+    """One non-zero pixel (one row, one column): the pixel kernel centred on it, cut at the stamp
+    edge, written by a loop."""
+    img = np.zeros((64, 64))
+    img[i, j] = 1.0
+    psf = MoffatPSF({"r": 1.1, "z": 1.5}, 3.5)
+    out = convolve_bands(img, [3.0, 0.5], psf)
+    for b, (band, flux) in enumerate(zip(psf.bands, [3.0, 0.5])):
+        kern = psf.kernel(band, S)
+        r = kern.shape[0] // 2
+        truth = np.zeros((64, 64))
+        for a in range(kern.shape[0]):
+            for c in range(kern.shape[1]):
+                if 0 <= i + a - r < 64 and 0 <= j + c - r < 64:
+                    truth[i + a - r, j + c - r] = flux * kern[a, c]
+        np.testing.assert_allclose(out[b], truth, rtol=0, atol=1e-12 * truth.max())
+
+
 def test_convolve_bands_with_fwhm_list_beta_and_pixel_scale():
     img = np.zeros((30, 30))
     img[12:15, 9:17] = np.arange(24.0).reshape(3, 8)
