@@ -344,6 +344,9 @@ LENSES = {
     "none": None,
     "shear_one": LensParams(0.5, 0.1, 0.0, 1.0, 0.0, 0.0, 0.0),  # gamma = 1: no window at all
     "shear_strong": LensParams(0.5, 0.0, 0.1, 0.0, 1.5, 0.1, 0.0),  # gamma > 1: no window either
+    # theta_E 0, gamma1 -0.5: beta = (1.5 x, 0.5 y), so a source 0.3" up is imaged at y = 0.6" and
+    # stretched along y: the window's reach needs the source offset's full length
+    "shear_y": LensParams(0.0, 0.0, 0.0, -0.5, 0.0, 0.0, 0.0),
 }
 
 
@@ -356,6 +359,8 @@ LENSES = {
     ("none", SourcePlacement(0.3, -0.4, 1.0), 13, S, 4, 12, 1.5, 2),
     ("shear_one", SourcePlacement(0.02, 0.01, 0.0), 12, S, 2, 4, 1.5, 1),
     ("shear_strong", SourcePlacement(0.0, 0.03, 0.5), 12, S, 2, 4, 1.5, 2),
+    ("shear_y", SourcePlacement(0.0, 0.3, 0.2), 16, S, 2, 4, 1.5, 1),
+    ("shear_y", SourcePlacement(-0.3, 0.0, 0.2), 16, S, 2, 4, 1.5, 1),
 ])
 def test_lensed_image_equals_the_docstring_pixel_by_pixel(lens_name, src, n_pix, s, lo, hi, step, k):
     lens = LENSES[lens_name]
@@ -407,10 +412,17 @@ def test_an_empty_source_keeps_only_the_pixels_whose_box_holds_its_centre(lens_n
 
 
 def test_source_outside_the_stamp_gives_zeros_and_no_traced_pixel():
+    """Sources far from a central lens (nothing kept), and lenses far off the stamp (the window
+    around the lens centre misses the stamp in x, in y or both)."""
     sb = source_unit_surface_brightness(_blob(), SRC)
-    lens = LensParams(0.8, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0)
-    for src, n_pix in [(SourcePlacement(40.0, 0.0, 0.0), 16), (SourcePlacement(0.0, -3.0, 0.0), 16),
-                       (SourcePlacement(2.6, 2.6, 0.0), 16)]:
+    central = LensParams(0.8, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0)
+    for lens, src, n_pix in [
+        (central, SourcePlacement(40.0, 0.0, 0.0), 16), (central, SourcePlacement(0.0, -3.0, 0.0), 16),
+        (central, SourcePlacement(2.6, 2.6, 0.0), 16),
+        (LensParams(0.8, 0.1, 0.0, 0.0, 0.0, 40.0, 0.0), SourcePlacement(0.0, 0.0, 0.0), 16),
+        (LensParams(0.8, 0.1, 0.0, 0.0, 0.0, 0.0, -40.0), SourcePlacement(0.0, 0.0, 0.0), 16),
+        (LensParams(0.8, 0.1, 0.0, 0.0, 0.0, 40.0, 40.0), SourcePlacement(0.0, 0.0, 0.0), 16),
+    ]:
         for k in (1, 2):
             img, n = lensed_source_image(sb, SRC, lens, src, n_pix, subgrid=k)
             assert n == 0 and img.shape == (k * n_pix, k * n_pix) and not img.any()
