@@ -450,6 +450,15 @@ def test_convolve_bands_equals_direct_convolution(box):
     for i, band in enumerate(psf.bands):
         truth = flux[i] * _direct_convolution(img, psf.kernel(band, S), 64, 0)
         np.testing.assert_allclose(out[i], truth, rtol=0, atol=1e-12 * truth.max())
+    # the docstring: every pixel more than R (the widest kernel's half-width) outside the box is exactly 0
+    _assert_exact_zero_outside(out, r0, r1, c0, c1, max(psf.kernel(b, S).shape[0] // 2 for b in psf.bands))
+
+
+def _assert_exact_zero_outside(out, r0, r1, c0, c1, margin):
+    n = out.shape[-1]
+    inside = np.zeros((n, n), bool)
+    inside[max(r0 - margin, 0):r1 + margin, max(c0 - margin, 0):c1 + margin] = True
+    assert (out[:, ~inside] == 0).all()
 
 
 @pytest.mark.parametrize("i,j", [(31, 40), (0, 63), (63, 0)])
@@ -498,6 +507,14 @@ def test_convolve_bands_subgrid_equals_direct_convolution_binned(k, box):
     for i, band in enumerate(psf.bands):
         truth = flux[i] * _bin(_direct_convolution(img, psf.kernel(band, S, k), k * n, 0), k)
         np.testing.assert_allclose(out[i], truth, rtol=0, atol=1e-12 * truth.max())
+    # the docstring: pixels more than R + 1 (R = the widest kernel_radius_pix) from the box of
+    # non-zero pixels are exactly 0. Above and left of the box exactly so; below and right the
+    # transformed box is square (its longer side), so a non-square box's zeros start R + 1 past
+    # the square (measured: ~1e-16 of FFT round-off between the two, see docs/mutation_testing.md)
+    pad = max(psf.kernel_radius_pix(b, S) for b in psf.bands) + 1
+    b0, b1, d0, d1 = r0 // k, (r1 - 1) // k + 1, c0 // k, (c1 - 1) // k + 1
+    side = max(b1 - b0, d1 - d0)
+    _assert_exact_zero_outside(out, b0, b0 + side, d0, d0 + side, pad)
 
 
 @pytest.mark.parametrize("k,i,j", [(2, 63, 64), (2, 1, 0), (3, 40, 20), (2, 127, 127)])
