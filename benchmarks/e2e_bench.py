@@ -141,12 +141,23 @@ def main(argv=None) -> int:
                            "core_s_per_stamp": round(dt * cores / (b - a), 4),
                            "core_hours_per_million_stamps": round(dt * cores / (b - a) * 1e6 / 3600, 1),
                            "fixed_job_s": round(per_count[a]["median_inject_write_s"] - dt * a / (b - a), 1)}
-        print(f"marginal: {out['marginal']['core_s_per_stamp'] * 1000:.1f} core-ms/stamp "
-              f"({out['marginal']['core_hours_per_million_stamps']} core-h per 1M), fixed job cost "
-              f"~{out['marginal']['fixed_job_s']} s")
-        out["cost_model"] = cost_model(out["marginal"]["core_s_per_stamp"])
-        for line in out["cost_model"]["lines"]:
-            print(line)
+        # wall x cores: a loaded machine moves a job's wall time by more than the extra tasks cost;
+        # a difference inside the runs' own spread is noise, and a cost model from it is meaningless
+        spread = sum(max(r["inject_write_s"] for r in per_count[n]["runs"])
+                     - min(r["inject_write_s"] for r in per_count[n]["runs"]) for n in (a, b))
+        out["marginal"]["runs_spread_s"] = round(spread, 2)
+        if dt <= max(spread, 0.0):
+            out["marginal"]["below_noise"] = True
+            print(f"marginal: NOT MEASURED: t({b}) - t({a}) = {dt:.1f} s is inside the runs' spread ({spread:.1f} s; "
+                  f"load {os.getloadavg()[0]:.1f}): wall-time marginals need a quiet machine, or use "
+                  "benchmarks.pipeline_bench (process CPU time)", flush=True)
+        else:
+            print(f"marginal: {out['marginal']['core_s_per_stamp'] * 1000:.1f} core-ms/stamp "
+                  f"({out['marginal']['core_hours_per_million_stamps']} core-h per 1M), fixed job cost "
+                  f"~{out['marginal']['fixed_job_s']} s")
+            out["cost_model"] = cost_model(out["marginal"]["core_s_per_stamp"])
+            for line in out["cost_model"]["lines"]:
+                print(line)
     path = write_results(args.out, out)
     print(f"written {path}")
     return 0
