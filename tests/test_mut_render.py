@@ -461,6 +461,19 @@ def _assert_exact_zero_outside(out, r0, r1, c0, c1, margin):
     assert (out[:, ~inside] == 0).all()
 
 
+def test_convolve_bands_whole_stamp_on_an_odd_fft_grid():
+    """A 44-pixel stamp lit everywhere with a 2.8" PSF (R = 31): box + 2R = 106 > 96, so the
+    whole stamp is transformed on fft_size_for(44) = next_fast_len(75) = 75 points, an odd size
+    (an inverse real FFT must be told it, 2 (m - 1) = 74 is the default)."""
+    rng = np.random.default_rng(11)
+    img = rng.uniform(0.0, 1.0, (44, 44))
+    psf = MoffatPSF({"r": 2.8}, 3.5)
+    assert psf.kernel("r", S).shape[0] // 2 == 31 and fft_size_for(44) == 75
+    out = convolve_bands(img, [2.0], psf)
+    truth = 2.0 * _direct_convolution(img, psf.kernel("r", S), 44, 0)
+    np.testing.assert_allclose(out[0], truth, rtol=0, atol=1e-12 * truth.max())
+
+
 @pytest.mark.parametrize("i,j", [(31, 40), (0, 63), (63, 0)])
 def test_convolve_bands_of_a_single_pixel_is_the_kernel(i, j):
     """One non-zero pixel (one row, one column): the pixel kernel centred on it, cut at the stamp
