@@ -461,6 +461,20 @@ def _assert_exact_zero_outside(out, r0, r1, c0, c1, margin):
     assert (out[:, ~inside] == 0).all()
 
 
+def test_convolve_bands_tall_box_that_just_fits_the_largest_crop_grid():
+    """A box 64 rows tall and 2 columns wide with R = 16 (FWHM 1.4"): 64 + 2 R = 96, the largest
+    crop grid, exactly; columns more than R from the box stay exactly 0 (the whole-stamp branch
+    would leave FFT round-off there)."""
+    img = np.zeros((64, 64))
+    img[:, 30:32] = np.linspace(0.5, 1.5, 128).reshape(64, 2)
+    psf = MoffatPSF({"r": 1.4}, 3.5)
+    assert psf.kernel("r", S).shape[0] // 2 == 16
+    out = convolve_bands(img, [1.5], psf)
+    truth = 1.5 * _direct_convolution(img, psf.kernel("r", S), 64, 0)
+    np.testing.assert_allclose(out[0], truth, rtol=0, atol=1e-12 * truth.max())
+    assert not out[:, :, :30 - 16].any() and not out[:, :, 32 + 16:].any()
+
+
 def test_convolve_bands_whole_stamp_on_an_odd_fft_grid():
     """A 44-pixel stamp lit everywhere with a 2.8" PSF (R = 31): box + 2R = 106 > 96, so the
     whole stamp is transformed on fft_size_for(44) = next_fast_len(75) = 75 points, an odd size
