@@ -40,22 +40,33 @@ from benchmarks.compact_profile import jvm_pid, tree_cpu_s
 RESULTS = Path(__file__).parent / "results" / "gate_profile.json"
 
 
-def _frames(spark, table: Path, every: int):
-    """(DataFrame of every `every`-th Parquet file of the table's rows, run config, hlr filter,
-    manifest identity of exactly those rows or None)."""
+def table_files(table: Path, every: int) -> list[str]:
+    """Every `every`-th Parquet file of the gate benchmark table's rows; SystemExit naming the
+    folder when there are none (checked before a JVM is started)."""
+    root = table / "phase4c"
+    files = sorted(str(p) for p in root.glob("region_split=*/*.parquet"))[::every]
+    if not files:
+        raise SystemExit(f"no Parquet files under {root}: build the table with `python -m benchmarks.gate_bench` "
+                         "or pass --table <its rows_* folder>")
+    return files
+
+
+def _frames(spark, table: Path, files: list[str]):
+    """(DataFrame of the given Parquet files of the table's rows, run config, hlr filter, file count)."""
     from pipeline.contract import SCALAR_COLUMNS
     from pipeline.dataset import open_dataset
     from pipeline.gate.inputs import hlr_filter_for, run_config_for
 
     root = table / "phase4c"
-    files = sorted(str(p) for p in root.glob("region_split=*/*.parquet"))[::every]
-    if not files:
-        raise SystemExit(f"no Parquet files under {root}: build the table with `python -m benchmarks.gate_bench`")
     ds = open_dataset(str(root), with_digest=False)
     cfg = run_config_for(ds.metadata, {}, "production")
     df = spark.read.option("basePath", str(root)).parquet(*files)
     df = df.select(*[c for c in SCALAR_COLUMNS if c in df.columns])
     return df, cfg, hlr_filter_for(ds.metadata, {}), len(files)
+
+
+#: The variants `variants()` builds, in the order they run (the module docstring says what each is).
+VARIANTS = ("scan", "count", "summary", "contract", "job1", "quantiles", "histograms", "gate_jobs")
 
 
 def variants(df, cfg, hlr):
@@ -72,7 +83,7 @@ def variants(df, cfg, hlr):
     def agg(*aggs):
         return lambda: by_split.agg(*aggs).collect()
 
-    return {
+    runs = {
         "scan": lambda: df.write.format("noop").mode("overwrite").save(),
         "count": agg(F.count(F.lit(1))),
         "summary": agg(*summary),
@@ -83,6 +94,8 @@ def variants(df, cfg, hlr):
         "gate_jobs": lambda: (by_split.agg(*summary, *contract, *identity.identity_sums()).collect(),
                               profile.split_quantiles(df), histograms.count_histograms(df, cfg)),
     }
+    assert tuple(runs) == VARIANTS, "VARIANTS (checked before Spark starts) must name these variants"
+    return runs
 
 
 def main(argv=None) -> int:
@@ -95,22 +108,26 @@ def main(argv=None) -> int:
     p.add_argument("--cores", default="2")
     p.add_argument("--out", default=str(RESULTS))
     a = p.parse_args(argv)
+    for flag, value in (("--every", a.every), ("--repeats", a.repeats)):
+        if value < 1:
+            p.error(f"{flag} must be at least 1, got {value}")
     table = a.table
     if table is None:
         tables = sorted(Path(tempfile.gettempdir(), "dhs_gate_bench").glob("rows_*"), key=lambda d: d.stat().st_mtime)
         if not tables:
             raise SystemExit("no gate benchmark table found: run `python -m benchmarks.gate_bench` first or pass --table")
         table = tables[-1]
+    names = a.variants.split(",") if a.variants else list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant(s) {unknown}; available: {', '.join(VARIANTS)}")
+    files = table_files(table, a.every)
     from benchmarks.gate_bench import _session
 
     spark = _session(a.cores)
-    df, cfg, hlr, n_files = _frames(spark, table, a.every)
+    df, cfg, hlr, n_files = _frames(spark, table, files)
     rows = df.count()
     runs = variants(df, cfg, hlr)
-    names = a.variants.split(",") if a.variants else list(runs)
-    unknown = [n for n in names if n not in runs]
-    if unknown:
-        raise SystemExit(f"unknown variant(s) {unknown}; available: {', '.join(runs)}")
     pid = jvm_pid()
     cpu: dict[str, list[float]] = {n: [] for n in names}
     wall: dict[str, list[float]] = {n: [] for n in names}
