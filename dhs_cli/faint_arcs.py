@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--supersampling", default="8,16", help="comma-separated lenstronomy supersampling factors")
     ap.add_argument("--n", type=int, default=25, help="how many of the faintest arcs")
     args = ap.parse_args(argv)
+    if args.n < 1:
+        ap.error(f"--n must be at least 1, got {args.n}")
     try:
         return _audit(args)
     except InputError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from dhs_cli import faint_arcs
 
@@ -51,3 +52,11 @@ def test_bad_supersampling_is_named(tmp_path, capsys):
     assert faint_arcs.main([str(tmp_path), "--supersampling", "8,x"]) == 2
     assert capsys.readouterr().err == (
         "python -m dhs_cli.faint_arcs: error: --supersampling: need comma-separated integers, got '8,x'\n")
+
+
+def test_n_below_one_is_refused_before_reading_anything(tmp_path, capsys):
+    # `--n 0` used to end in "no ok injection row", which blamed the dataset for the flag
+    with pytest.raises(SystemExit) as exit_:
+        faint_arcs.main([str(tmp_path), "--n", "0"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith("python -m dhs_cli.faint_arcs: error: --n must be at least 1, got 0\n")
